@@ -1,0 +1,362 @@
+/*
+ * gpumat.h - the public interface of libgpumat, portable OpenCL matrix
+ * operations for C.
+ *
+ * Every public name starts with gpumat_ or GPUMAT_.  Each function is
+ * documented where it is declared.  The header is C11 and can be included
+ * from C++.
+ *
+ * Conventions
+ * - Every function that can fail returns a gpumat_status; GPUMAT_OK (0) is
+ *   success.  On failure gpumat_last_error() gives a detailed message naming
+ *   the argument, the shapes, the OpenCL error or the kernel build log.
+ * - The library never prints, exits or aborts.  A failed call leaves every
+ *   object it was given in its previous, usable state and leaks nothing.
+ * - Matrices are dense and row-major: element (i, j) of an R x C matrix is
+ *   at index i * C + j of its host array.
+ *
+ * Thread safety
+ * - gpumat_device_*() and gpumat_context_create() may be called from any
+ *   number of threads at once.
+ * - A context and every matrix made from it may be used from several
+ *   threads at once: each call takes the context's lock while it enqueues
+ *   work (never while it waits for the device), so the device runs the calls
+ *   of one context one after another in the order they took the lock.
+ * - Two threads writing the same matrix at once, or one writing a matrix
+ *   while another reads it, get one of the two orders, never a torn result;
+ *   which order is up to the scheduler.  Synchronise yourself if it matters.
+ * - Destroying an object while another thread still uses it is undefined.
+ * - The message returned by gpumat_last_error() belongs to the calling
+ *   thread and stays valid until that thread's next call into the library.
+ *
+ * Execution
+ *   Operations are enqueued on the context's in-order queue and return
+ *   without waiting for the device.  gpumat_matrix_download() and
+ *   gpumat_finish() wait.  gpumat_matrix_upload() copies the host data
+ *   before it returns, so the caller may reuse its buffer at once.
+ */
+#ifndef GPUMAT_H
+#define GPUMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The interop functions speak OpenCL's types.  If the including program has
+ * not chosen an OpenCL API version, take the headers' own default quietly. */
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 300
+#endif
+#ifdef __APPLE__
+#include <OpenCL/cl.h>
+#else
+#include <CL/cl.h>
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Version                                                                  */
+/* ------------------------------------------------------------------------ */
+
+#define GPUMAT_VERSION_MAJOR 0
+#define GPUMAT_VERSION_MINOR 1
+#define GPUMAT_VERSION_PATCH 0
+#define GPUMAT_VERSION_NUMBER \
+    (GPUMAT_VERSION_MAJOR * 10000 + GPUMAT_VERSION_MINOR * 100 + GPUMAT_VERSION_PATCH)
+#define GPUMAT_VERSION_STRING "0.1.0"
+
+#if defined(_WIN32)
+#  define GPUMAT_API
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#  define GPUMAT_API __attribute__((visibility("default")))
+#else
+#  define GPUMAT_API
+#endif
+
+/** The version of the library actually linked: GPUMAT_VERSION_NUMBER of the
+ *  build.  Compare with the macro to detect a header/library mismatch. */
+GPUMAT_API unsigned gpumat_version_number(void);
+
+/** The version of the library actually linked, as "MAJOR.MINOR.PATCH". */
+GPUMAT_API const char *gpumat_version_string(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gpumat_status {
+    GPUMAT_OK = 0,
+    /** A required pointer was NULL, or an argument is outside its range. */
+    GPUMAT_ERR_INVALID_ARGUMENT = -1,
+    /** Operand shapes do not fit the operation, or a dimension is zero. */
+    GPUMAT_ERR_SHAPE = -2,
+    /** Operands have different element types. */
+    GPUMAT_ERR_DTYPE = -3,
+    /** An output aliases an input where the operation forbids it. */
+    GPUMAT_ERR_ALIASING = -4,
+    /** Operands belong to different contexts. */
+    GPUMAT_ERR_CONTEXT_MISMATCH = -5,
+    /** rows * cols * element size does not fit in size_t. */
+    GPUMAT_ERR_SIZE_OVERFLOW = -6,
+    /** The host or the device ran out of memory. */
+    GPUMAT_ERR_OUT_OF_MEMORY = -7,
+    /** No OpenCL platform or device is present, or none matches the choice. */
+    GPUMAT_ERR_NO_DEVICE = -8,
+    /** The device lacks what the call needs (e.g. cl_khr_fp64 for F64), or
+     *  an optional backend (CLBlast) is not installed. */
+    GPUMAT_ERR_UNSUPPORTED = -9,
+    /** An embedded kernel failed to compile; the message holds the log. */
+    GPUMAT_ERR_BUILD = -10,
+    /** Any other OpenCL failure; the message names the call and the error. */
+    GPUMAT_ERR_OPENCL = -11,
+    /** The CLBlast backend reported a failure. */
+    GPUMAT_ERR_BACKEND = -12
+} gpumat_status;
+
+/** A short, static, human-readable description of a status code, e.g.
+ *  "shape mismatch".  Never NULL, also for unknown codes. */
+GPUMAT_API const char *gpumat_strerror(gpumat_status status);
+
+typedef struct gpumat_context gpumat_context;
+
+/** The detailed message of the last failure.
+ *  ctx != NULL: the last failure of any call on that context or its
+ *  matrices (from whichever thread failed last).
+ *  ctx == NULL: the last failure of the calling thread, from any call,
+ *  including gpumat_context_create() which has no context yet.
+ *  Returns "" when there has been no failure.  The string is a copy owned by
+ *  the calling thread and stays valid until its next call into the library. */
+GPUMAT_API const char *gpumat_last_error(const gpumat_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Devices                                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gpumat_device_type {
+    GPUMAT_DEVICE_GPU = 1,
+    GPUMAT_DEVICE_ACCELERATOR = 2,
+    GPUMAT_DEVICE_CPU = 3,
+    GPUMAT_DEVICE_OTHER = 4
+} gpumat_device_type;
+
+typedef enum gpumat_vendor {
+    GPUMAT_VENDOR_OTHER = 0,
+    GPUMAT_VENDOR_NVIDIA = 1,
+    GPUMAT_VENDOR_AMD = 2,
+    GPUMAT_VENDOR_INTEL = 3
+} gpumat_vendor;
+
+/** What libgpumat knows of one OpenCL device. */
+typedef struct gpumat_device_info {
+    unsigned platform_index;   /**< index among platforms that have devices */
+    unsigned device_index;     /**< index within that platform */
+    char platform_name[128];
+    char name[128];
+    char vendor_name[128];     /**< CL_DEVICE_VENDOR as reported */
+    char driver_version[64];
+    char opencl_version[64];   /**< CL_DEVICE_VERSION */
+    gpumat_vendor vendor;
+    gpumat_device_type type;
+    unsigned compute_units;
+    unsigned clock_mhz;
+    uint64_t global_memory_bytes;
+    uint64_t local_memory_bytes;
+    size_t max_work_group_size;
+    int has_fp64;              /**< cl_khr_fp64 (or cl_amd_fp64) present */
+    int unified_memory;        /**< shares memory with the host */
+} gpumat_device_info;
+
+/** Lists every device of every OpenCL platform, in platform order.
+ *  Platforms that report no device are skipped (their numbering does not
+ *  count them).  Writes at most `capacity` entries to `out` (which may be
+ *  NULL when capacity is 0) and the total number of devices to `*count`.
+ *  Returns GPUMAT_ERR_NO_DEVICE if there is none at all. */
+GPUMAT_API gpumat_status gpumat_device_list(gpumat_device_info *out,
+                                            size_t capacity, size_t *count);
+
+/** Names the device gpumat_context_create(options) would pick: its position
+ *  in gpumat_device_list() order goes to `*index`, and a one-line reason
+ *  (e.g. "GPU preferred over CPU; 132 compute units") to `reason` (at most
+ *  reason_size bytes, NUL-terminated; reason may be NULL).  options may be
+ *  NULL. */
+typedef struct gpumat_options gpumat_options;
+GPUMAT_API gpumat_status gpumat_device_choose(const gpumat_options *options,
+                                              size_t *index, char *reason,
+                                              size_t reason_size);
+
+/** A short name of a device type ("GPU", "CPU", ...). */
+GPUMAT_API const char *gpumat_device_type_name(gpumat_device_type type);
+
+/** A short name of a vendor ("NVIDIA", "AMD", "Intel", "other"). */
+GPUMAT_API const char *gpumat_vendor_name(gpumat_vendor vendor);
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gpumat_gemm_backend {
+    /** GPUMAT_GEMM from the environment, else the library's choice. */
+    GPUMAT_GEMM_AUTO = 0,
+    /** libgpumat's own OpenCL kernels; always available. */
+    GPUMAT_GEMM_NATIVE = 1,
+    /** CLBlast, loaded at run time (libclblast.so.1); creating a context
+     *  that forces it fails with GPUMAT_ERR_UNSUPPORTED if it is missing. */
+    GPUMAT_GEMM_CLBLAST = 2
+} gpumat_gemm_backend;
+
+/** Choices for gpumat_context_create().  Initialise with
+ *  gpumat_options_init() so that fields added later get their defaults.
+ *
+ *  Device choice: an explicit `platform`/`device` here wins over the
+ *  environment variables GPUMAT_PLATFORM/GPUMAT_DEVICE, which win over the
+ *  automatic choice.  Each is either a decimal index (platforms counted as
+ *  in gpumat_device_list(); devices counted within the chosen platform, or
+ *  across all platforms when no platform is given) or a case-insensitive
+ *  substring of the platform/device name.  With neither, the library takes
+ *  the best device: GPU over accelerator over CPU, then discrete over
+ *  integrated, then compute units x clock, then memory. */
+struct gpumat_options {
+    const char *platform;              /**< NULL: environment, else automatic */
+    const char *device;                /**< NULL: environment, else automatic */
+    gpumat_device_type device_type;    /**< 0: any type; else only this type */
+    gpumat_gemm_backend gemm_backend;  /**< GPUMAT_GEMM_AUTO by default */
+};
+
+/** Sets every field of *options to its default (automatic everything). */
+GPUMAT_API void gpumat_options_init(gpumat_options *options);
+
+/** Creates a context on one device, with its own OpenCL context and
+ *  in-order command queue.  options may be NULL (automatic choice).
+ *  On failure *ctx is set to NULL and gpumat_last_error(NULL) explains. */
+GPUMAT_API gpumat_status gpumat_context_create(gpumat_context **ctx,
+                                               const gpumat_options *options);
+
+/** Creates a context that uses a cl_context and in-order cl_command_queue
+ *  the caller owns (interop with other OpenCL code).  libgpumat retains both
+ *  and releases its references in gpumat_context_destroy(); the caller keeps
+ *  its own.  Only `gemm_backend` of options is used; options may be NULL.
+ *  The queue must not be out-of-order. */
+GPUMAT_API gpumat_status gpumat_context_wrap(gpumat_context **ctx,
+                                             cl_context cl_ctx,
+                                             cl_command_queue queue,
+                                             const gpumat_options *options);
+
+/** Waits for the context's queued work, then frees the context.  Every
+ *  matrix of the context must be destroyed first; NULL is a no-op. */
+GPUMAT_API void gpumat_context_destroy(gpumat_context *ctx);
+
+/** Fills *info with the context's device. */
+GPUMAT_API gpumat_status gpumat_context_device(const gpumat_context *ctx,
+                                               gpumat_device_info *info);
+
+/** The name of the kernel parameter set the context chose for its device
+ *  ("nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu", "cpu"): the
+ *  per-vendor dispatch point.  NULL if ctx is NULL. */
+GPUMAT_API const char *gpumat_context_profile(const gpumat_context *ctx);
+
+/** The OpenCL C build options the context passes to its kernels (the -D
+ *  parameters of its profile).  NULL if ctx is NULL. */
+GPUMAT_API const char *gpumat_context_build_options(const gpumat_context *ctx);
+
+/** The GEMM backend the context uses: GPUMAT_GEMM_NATIVE or
+ *  GPUMAT_GEMM_CLBLAST (AUTO is resolved at creation). */
+GPUMAT_API gpumat_gemm_backend gpumat_context_gemm_backend(const gpumat_context *ctx);
+
+/** The OpenCL context and queue the context uses (borrowed: do not
+ *  release them).  NULL if ctx is NULL. */
+GPUMAT_API cl_context gpumat_context_cl_context(const gpumat_context *ctx);
+GPUMAT_API cl_command_queue gpumat_context_cl_queue(const gpumat_context *ctx);
+
+/** Waits until every operation enqueued on the context has finished; the
+ *  status reports an error the device raised while running them. */
+GPUMAT_API gpumat_status gpumat_finish(gpumat_context *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Matrices                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gpumat_dtype {
+    GPUMAT_F32 = 1, /**< float */
+    GPUMAT_F64 = 2  /**< double; needs a device with cl_khr_fp64 */
+} gpumat_dtype;
+
+typedef struct gpumat_matrix gpumat_matrix;
+
+/** The size in bytes of one element of dtype, or 0 for an unknown dtype. */
+GPUMAT_API size_t gpumat_dtype_size(gpumat_dtype dtype);
+
+/** Creates a rows x cols matrix of dtype in device memory; its contents are
+ *  undefined until written.  Fails with GPUMAT_ERR_SHAPE for a zero
+ *  dimension, GPUMAT_ERR_SIZE_OVERFLOW when the byte count does not fit,
+ *  GPUMAT_ERR_UNSUPPORTED for F64 on a device without fp64.  On failure
+ *  *m is set to NULL. */
+GPUMAT_API gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows,
+                                              size_t cols, gpumat_dtype dtype,
+                                              gpumat_matrix **m);
+
+/** Frees a matrix (after work already queued on it); NULL is a no-op. */
+GPUMAT_API void gpumat_matrix_destroy(gpumat_matrix *m);
+
+/** Copies rows*cols contiguous elements of the matrix's dtype from host
+ *  memory to the matrix.  Returns once `host` may be reused. */
+GPUMAT_API gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host);
+
+/** Waits for the work queued on the matrix, then copies its rows*cols
+ *  elements to host memory. */
+GPUMAT_API gpumat_status gpumat_matrix_download(const gpumat_matrix *m, void *host);
+
+/** Shape and element type; 0 for a NULL matrix. */
+GPUMAT_API size_t gpumat_matrix_rows(const gpumat_matrix *m);
+GPUMAT_API size_t gpumat_matrix_cols(const gpumat_matrix *m);
+GPUMAT_API gpumat_dtype gpumat_matrix_dtype(const gpumat_matrix *m);
+
+/** The context a matrix belongs to; NULL for a NULL matrix. */
+GPUMAT_API gpumat_context *gpumat_matrix_context(const gpumat_matrix *m);
+
+/** The OpenCL buffer behind the matrix (borrowed: do not release it).  It
+ *  holds rows*cols elements, row-major, from offset 0.  NULL for NULL. */
+GPUMAT_API cl_mem gpumat_matrix_cl_mem(const gpumat_matrix *m);
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                               */
+/* ------------------------------------------------------------------------ */
+/* All operands must come from the same context and have the same dtype.
+ * Outputs must already exist with the result's shape; they are never
+ * resized. */
+
+/** c = a + b, element-wise.  a, b and c must have the same shape.  c may be
+ *  a or b (in place). */
+GPUMAT_API gpumat_status gpumat_add(gpumat_matrix *c, const gpumat_matrix *a,
+                                    const gpumat_matrix *b);
+
+/** c = a * b (matrix product): a is M x K, b is K x N, c is M x N.  c must
+ *  not be a or b (GPUMAT_ERR_ALIASING).  The same as
+ *  gpumat_gemm(GPUMAT_NO_TRANS, GPUMAT_NO_TRANS, 1, a, b, 0, c). */
+GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *a,
+                                         const gpumat_matrix *b);
+
+/** Whether gpumat_gemm() uses an operand as stored or transposed. */
+typedef enum gpumat_op {
+    GPUMAT_NO_TRANS = 0, /**< op(X) = X */
+    GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place (never copied) */
+} gpumat_op;
+
+/** c = alpha * op_a(a) * op_b(b) + beta * c (general matrix product).
+ *  op_a(a) must be M x K, op_b(b) K x N and c M x N.  With beta == 0, c is
+ *  only written (NaN or garbage in c does not matter); otherwise it is read.
+ *  For F32, alpha and beta are rounded to float.  c must not be a or b
+ *  (GPUMAT_ERR_ALIASING). */
+GPUMAT_API gpumat_status gpumat_gemm(gpumat_op op_a, gpumat_op op_b, double alpha,
+                                     const gpumat_matrix *a, const gpumat_matrix *b,
+                                     double beta, gpumat_matrix *c);
+
+/** t = transpose(a): a is R x C, t is C x R.  t must not be a. */
+GPUMAT_API gpumat_status gpumat_transpose(gpumat_matrix *t, const gpumat_matrix *a);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPUMAT_H */

@@ -1,0 +1,237 @@
+/*
+ * context.c - contexts: the chosen device, its OpenCL context and in-order
+ * queue, the kernel profile and the GEMM backend.
+ */
+#include "gpumat_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+unsigned gpumat_version_number(void) { return GPUMAT_VERSION_NUMBER; }
+
+const char *gpumat_version_string(void) { return GPUMAT_VERSION_STRING; }
+
+void gpumat_options_init(gpumat_options *options)
+{
+    if (options)
+        memset(options, 0, sizeof *options);
+}
+
+/* options first, then GPUMAT_GEMM, then the library's default. */
+static gpumat_status resolve_gemm_backend(const gpumat_options *options,
+                                          gpumat_gemm_backend *backend)
+{
+    gpumat_gemm_backend wanted = options ? options->gemm_backend : GPUMAT_GEMM_AUTO;
+    const char *source = "options.gemm_backend";
+    if (wanted == GPUMAT_GEMM_AUTO) {
+        const char *env = getenv("GPUMAT_GEMM");
+        source = "GPUMAT_GEMM";
+        if (!env || !*env || !strcasecmp(env, "auto"))
+            wanted = GPUMAT_GEMM_AUTO;
+        else if (!strcasecmp(env, "native"))
+            wanted = GPUMAT_GEMM_NATIVE;
+        else if (!strcasecmp(env, "clblast"))
+            wanted = GPUMAT_GEMM_CLBLAST;
+        else
+            return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                                "GPUMAT_GEMM=\"%s\" is not one of native, clblast, auto", env);
+    } else if (wanted != GPUMAT_GEMM_NATIVE && wanted != GPUMAT_GEMM_CLBLAST) {
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "options.gemm_backend is %d, not a gpumat_gemm_backend", (int)wanted);
+    }
+    if (wanted == GPUMAT_GEMM_CLBLAST) {
+        char why[512];
+        if (!gpumat__clblast_available(why, sizeof why))
+            return gpumat__fail(NULL, GPUMAT_ERR_UNSUPPORTED,
+                                "%s asks for CLBlast, but it cannot be loaded: %s", source, why);
+    }
+    /* Until measurements per device say otherwise, the native kernels are the
+     * default: they are always present and behave identically everywhere. */
+    *backend = wanted == GPUMAT_GEMM_AUTO ? GPUMAT_GEMM_NATIVE : wanted;
+    return GPUMAT_OK;
+}
+
+/* Everything but the OpenCL objects, which the two constructors obtain. */
+static gpumat_status context_alloc(gpumat_context **out, const gpumat_options *options)
+{
+    gpumat_gemm_backend backend;
+    gpumat_status status = resolve_gemm_backend(options, &backend);
+    if (status != GPUMAT_OK)
+        return status;
+    gpumat_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return gpumat__fail(NULL, GPUMAT_ERR_OUT_OF_MEMORY, "context_create: out of host memory");
+    if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+        free(ctx);
+        return gpumat__fail(NULL, GPUMAT_ERR_OUT_OF_MEMORY, "context_create: pthread_mutex_init failed");
+    }
+    if (pthread_mutex_init(&ctx->error_lock, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->lock);
+        free(ctx);
+        return gpumat__fail(NULL, GPUMAT_ERR_OUT_OF_MEMORY, "context_create: pthread_mutex_init failed");
+    }
+    ctx->gemm_backend = backend;
+    *out = ctx;
+    return GPUMAT_OK;
+}
+
+/* Device facts and the profile, once ctx->device is known. */
+static void context_configure(gpumat_context *ctx, cl_platform_id platform)
+{
+    gpumat__device_describe(platform, ctx->device, &ctx->info);
+    cl_ulong max_alloc = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
+                        NULL) == CL_SUCCESS)
+        ctx->max_alloc_bytes = max_alloc;
+    ctx->profile = gpumat__profile_for(&ctx->info);
+    gpumat__profile_build_options(ctx->profile, ctx->build_options, sizeof ctx->build_options);
+}
+
+static void context_free(gpumat_context *ctx)
+{
+    gpumat__programs_release(ctx);
+    if (ctx->queue)
+        clReleaseCommandQueue(ctx->queue);
+    if (ctx->cl_ctx)
+        clReleaseContext(ctx->cl_ctx);
+    pthread_mutex_destroy(&ctx->lock);
+    pthread_mutex_destroy(&ctx->error_lock);
+    free(ctx);
+}
+
+gpumat_status gpumat_context_create(gpumat_context **out, const gpumat_options *options)
+{
+    if (!out)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT, "context_create: ctx is NULL");
+    *out = NULL;
+
+    gpumat__device *devices = NULL;
+    size_t count = 0, index = 0;
+    gpumat_status status = gpumat__devices_enumerate(&devices, &count);
+    if (status == GPUMAT_OK)
+        status = gpumat__device_pick(devices, count, options, &index, NULL, 0);
+    gpumat_context *ctx = NULL;
+    if (status == GPUMAT_OK)
+        status = context_alloc(&ctx, options);
+    if (status != GPUMAT_OK) {
+        free(devices);
+        return status;
+    }
+
+    const gpumat__device *chosen = &devices[index];
+    ctx->device = chosen->id;
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)chosen->platform, 0};
+    cl_int err;
+    ctx->cl_ctx = clCreateContext(props, 1, &ctx->device, NULL, NULL, &err);
+    if (err != CL_SUCCESS) {
+        status = gpumat__fail_cl(NULL, err, "clCreateContext on %s", chosen->info.name);
+    } else {
+        ctx->queue = clCreateCommandQueue(ctx->cl_ctx, ctx->device, 0, &err);
+        if (err != CL_SUCCESS)
+            status = gpumat__fail_cl(NULL, err, "clCreateCommandQueue on %s", chosen->info.name);
+    }
+    if (status != GPUMAT_OK) {
+        free(devices);
+        context_free(ctx);
+        return status;
+    }
+    context_configure(ctx, chosen->platform);
+    /* Keep the enumeration's numbering, which describe() cannot know. */
+    ctx->info.platform_index = chosen->info.platform_index;
+    ctx->info.device_index = chosen->info.device_index;
+    free(devices);
+    *out = ctx;
+    return GPUMAT_OK;
+}
+
+gpumat_status gpumat_context_wrap(gpumat_context **out, cl_context cl_ctx, cl_command_queue queue,
+                                  const gpumat_options *options)
+{
+    if (!out)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT, "context_wrap: ctx is NULL");
+    *out = NULL;
+    if (!cl_ctx || !queue)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT, "context_wrap: %s is NULL",
+                            !cl_ctx ? "cl_ctx" : "queue");
+
+    cl_context queue_ctx = NULL;
+    cl_device_id device = NULL;
+    cl_command_queue_properties props = 0;
+    cl_int err = clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof queue_ctx, &queue_ctx, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof device, &device, NULL);
+    if (err == CL_SUCCESS)
+        err = clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, NULL);
+    if (err != CL_SUCCESS)
+        return gpumat__fail_cl(NULL, err, "context_wrap: clGetCommandQueueInfo(queue)");
+    if (queue_ctx != cl_ctx)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "context_wrap: queue belongs to a different cl_context than cl_ctx");
+    if (props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "context_wrap: queue is out-of-order; libgpumat needs an in-order queue");
+    cl_platform_id platform = NULL;
+    err = clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, NULL);
+    if (err != CL_SUCCESS)
+        return gpumat__fail_cl(NULL, err, "context_wrap: clGetDeviceInfo(CL_DEVICE_PLATFORM)");
+
+    gpumat_context *ctx = NULL;
+    gpumat_status status = context_alloc(&ctx, options);
+    if (status != GPUMAT_OK)
+        return status;
+    clRetainContext(cl_ctx);
+    clRetainCommandQueue(queue);
+    ctx->cl_ctx = cl_ctx;
+    ctx->queue = queue;
+    ctx->device = device;
+    context_configure(ctx, platform);
+    *out = ctx;
+    return GPUMAT_OK;
+}
+
+void gpumat_context_destroy(gpumat_context *ctx)
+{
+    if (!ctx)
+        return;
+    clFinish(ctx->queue);
+    context_free(ctx);
+}
+
+gpumat_status gpumat_context_device(const gpumat_context *ctx, gpumat_device_info *info)
+{
+    if (!ctx || !info)
+        return gpumat__fail((gpumat_context *)ctx, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "context_device: %s is NULL", !ctx ? "ctx" : "info");
+    *info = ctx->info;
+    return GPUMAT_OK;
+}
+
+const char *gpumat_context_profile(const gpumat_context *ctx)
+{
+    return ctx ? ctx->profile->name : NULL;
+}
+
+const char *gpumat_context_build_options(const gpumat_context *ctx)
+{
+    return ctx ? ctx->build_options : NULL;
+}
+
+gpumat_gemm_backend gpumat_context_gemm_backend(const gpumat_context *ctx)
+{
+    return ctx ? ctx->gemm_backend : GPUMAT_GEMM_AUTO;
+}
+
+cl_context gpumat_context_cl_context(const gpumat_context *ctx) { return ctx ? ctx->cl_ctx : NULL; }
+
+cl_command_queue gpumat_context_cl_queue(const gpumat_context *ctx) { return ctx ? ctx->queue : NULL; }
+
+gpumat_status gpumat_finish(gpumat_context *ctx)
+{
+    if (!ctx)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT, "finish: ctx is NULL");
+    /* OpenCL calls other than clSetKernelArg are thread-safe: no lock. */
+    cl_int err = clFinish(ctx->queue);
+    return err == CL_SUCCESS ? GPUMAT_OK : gpumat__fail_cl(ctx, err, "finish: clFinish");
+}

@@ -1,0 +1,211 @@
+/*
+ * gpumat_internal.h - what the library's source files share with each other.
+ * Nothing here is part of the public interface; internal names start with
+ * gpumat__ (two underscores) and are not exported from the shared library.
+ */
+#ifndef GPUMAT_INTERNAL_H
+#define GPUMAT_INTERNAL_H
+
+/* The library itself is written against OpenCL 1.2 so that it runs on every
+ * ICD loader and driver still in use. */
+#define CL_TARGET_OPENCL_VERSION 120
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include "gpumat.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define GPUMAT__MESSAGE_SIZE 8192
+
+#if defined(__GNUC__)
+#  define GPUMAT__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#  define GPUMAT__PRINTF(f, a)
+#endif
+
+/* ---- errors.c ---------------------------------------------------------- */
+
+/* Records a failure for ctx (may be NULL) and for the calling thread, and
+ * returns `status` so that callers can write `return gpumat__fail(...)`. */
+gpumat_status gpumat__fail(gpumat_context *ctx, gpumat_status status,
+                           const char *fmt, ...) GPUMAT__PRINTF(3, 4);
+
+/* Records an OpenCL failure: "<what>: <CL_ERROR_NAME> (<code>)".  Maps
+ * allocation errors to GPUMAT_ERR_OUT_OF_MEMORY, the rest to
+ * GPUMAT_ERR_OPENCL. */
+gpumat_status gpumat__fail_cl(gpumat_context *ctx, cl_int err, const char *fmt,
+                              ...) GPUMAT__PRINTF(3, 4);
+
+/* "CL_OUT_OF_RESOURCES" and friends; "CL_UNKNOWN_ERROR" for unknown codes. */
+const char *gpumat__cl_error_name(cl_int err);
+
+/* ---- device.c: discovery and ranking ------------------------------------ */
+
+typedef struct gpumat__device {
+    cl_platform_id platform;
+    cl_device_id id;
+    gpumat_device_info info;
+} gpumat__device;
+
+/* Every device of every platform that has devices, in the order of
+ * gpumat_device_list().  *devices is malloc'd; free() it.  ctx for errors. */
+gpumat_status gpumat__devices_enumerate(gpumat__device **devices, size_t *count);
+
+/* Fills info from the OpenCL queries (platform_index/device_index left 0). */
+void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
+                             gpumat_device_info *info);
+
+/* Applies the options/environment/automatic rules to choose one device. */
+gpumat_status gpumat__device_pick(const gpumat__device *devices, size_t count,
+                                  const gpumat_options *options, size_t *index,
+                                  char *reason, size_t reason_size);
+
+/* ---- profile.c: per-vendor kernel parameters (the dispatch point) ------- */
+
+/* The GEMM kernel's blocking (see cl/gemm.cl for what each means). */
+typedef struct gpumat__gemm_params {
+    unsigned mwg, nwg, kwg;  /* work-group tile: rows of C, cols of C, depth */
+    unsigned mdimc, ndimc;   /* work-group shape: threads along rows, cols   */
+} gpumat__gemm_params;
+
+typedef struct gpumat__profile {
+    const char *name;
+    gpumat__gemm_params gemm;
+    unsigned transpose_tile;   /* side of the square transpose tile */
+    unsigned elementwise_wg;   /* work-group size of element-wise kernels */
+} gpumat__profile;
+
+/* Rows of work-items in a transpose work-group: each walks TS/TR rows. */
+static inline unsigned gpumat__transpose_rows(const gpumat__profile *p)
+{
+    return p->transpose_tile / 4;
+}
+
+/* The profile for a device: chosen by vendor and type. */
+const gpumat__profile *gpumat__profile_for(const gpumat_device_info *info);
+
+/* Every shipped profile, for tools and tests that go through them all. */
+size_t gpumat__profile_count(void);
+const gpumat__profile *gpumat__profile_at(size_t i);
+
+/* Writes the profile's OpenCL build options ("-D..." list) into buf. */
+void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t size);
+
+/* ---- program.c: embedded kernels, lazily built ------------------------- */
+
+typedef enum gpumat__program_id {
+    GPUMAT__PROGRAM_ELEMENTWISE = 0,
+    GPUMAT__PROGRAM_TRANSPOSE,
+    GPUMAT__PROGRAM_GEMM,
+    GPUMAT__PROGRAM_COUNT
+} gpumat__program_id;
+
+/* The embedded source of each cl/<name>.cl, generated at build time. */
+typedef struct gpumat__embedded_source {
+    const char *name;   /* file name without .cl */
+    const char *text;
+} gpumat__embedded_source;
+extern const gpumat__embedded_source gpumat__embedded_sources[];
+extern const size_t gpumat__embedded_source_count;
+
+/* Returns the kernel `kernel_name` of program `id` built for dtype, building
+ * the program on first use.  The caller holds ctx->lock.  The kernel object
+ * is owned by the context. */
+gpumat_status gpumat__kernel(gpumat_context *ctx, gpumat__program_id id,
+                             gpumat_dtype dtype, const char *kernel_name,
+                             cl_kernel *kernel);
+
+/* Releases every program and kernel of the context. */
+void gpumat__programs_release(gpumat_context *ctx);
+
+/* ---- context.c ----------------------------------------------------------- */
+
+#define GPUMAT__MAX_KERNELS 16
+
+typedef struct gpumat__kernel_slot {
+    const char *name;
+    cl_kernel kernel;
+} gpumat__kernel_slot;
+
+typedef struct gpumat__program_slot {
+    cl_program program;
+    gpumat__kernel_slot kernels[GPUMAT__MAX_KERNELS];
+} gpumat__program_slot;
+
+struct gpumat_context {
+    cl_context cl_ctx;
+    cl_command_queue queue;
+    cl_device_id device;
+    gpumat_device_info info;
+    const gpumat__profile *profile;
+    char build_options[512];
+    gpumat_gemm_backend gemm_backend;
+    uint64_t max_alloc_bytes;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+
+    /* Serialises every call on the context and its matrices: kernel
+     * arguments are per kernel object, so set-arg + enqueue must not
+     * interleave between threads. */
+    pthread_mutex_t lock;
+    gpumat__program_slot programs[GPUMAT__PROGRAM_COUNT][2]; /* [id][dtype-1] */
+
+    /* The last failure on this context, guarded by error_lock (separate so
+     * that a failure can be recorded with or without `lock` held). */
+    pthread_mutex_t error_lock;
+    char last_error[GPUMAT__MESSAGE_SIZE];
+};
+
+/* ---- matrix.c ------------------------------------------------------------ */
+
+struct gpumat_matrix {
+    gpumat_context *ctx;
+    cl_mem buffer;
+    size_t rows, cols;
+    gpumat_dtype dtype;
+    size_t bytes;
+};
+
+/* The context to report a failure to, given operands that may be NULL. */
+gpumat_context *gpumat__context_of(const gpumat_matrix *a, const gpumat_matrix *b,
+                                   const gpumat_matrix *c);
+
+/* Checks that none of the `count` operands is NULL, all share one context
+ * and one dtype.  names[i] names operand i in messages ("c", "a", ...). */
+gpumat_status gpumat__check_operands(const char *op, size_t count,
+                                     const gpumat_matrix *const *operands,
+                                     const char *const *names);
+
+/* Sets kernel arguments from a list of (size, pointer) pairs and reports
+ * the first failure. */
+gpumat_status gpumat__set_args(gpumat_context *ctx, cl_kernel kernel,
+                               const char *kernel_name, unsigned count, ...);
+
+/* Enqueues a kernel over a 1-, 2-dimensional range and reports failure. */
+gpumat_status gpumat__launch(gpumat_context *ctx, cl_kernel kernel,
+                             const char *kernel_name, cl_uint dims,
+                             const size_t *global, const size_t *local);
+
+/* Rounds x up to a multiple of m (m > 0). */
+static inline size_t gpumat__round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+
+/* ---- clblast.c: optional backend loaded at run time --------------------- */
+
+/* Loads CLBlast once per process; false (with why filled) if missing. */
+bool gpumat__clblast_available(char *why, size_t why_size);
+
+/* A checked GEMM call: C = alpha*op(A)*op(B) + beta*C, row-major, op(A)
+ * is m x k, op(B) is k x n; lda/ldb/ldc are the stored row lengths. */
+typedef struct gpumat__gemm_call {
+    gpumat_dtype dtype;
+    bool trans_a, trans_b;
+    size_t m, n, k;
+    double alpha, beta;
+    cl_mem a, b, c;
+    size_t lda, ldb, ldc;
+} gpumat__gemm_call;
+
+/* The two backends; the caller holds ctx->lock. */
+gpumat_status gpumat__clblast_gemm(gpumat_context *ctx, const gpumat__gemm_call *call);
+gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *call);
+
+#endif /* GPUMAT_INTERNAL_H */

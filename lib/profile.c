@@ -1,0 +1,79 @@
+/*
+ * profile.c - the kernel parameters libgpumat uses on each kind of device.
+ *
+ * This is the per-vendor dispatch point: a context picks one profile when
+ * it is created, and every kernel is compiled with that profile's -D
+ * parameters.  The values are starting points sized to each architecture's
+ * work-group limits and local memory; measured tuning replaces them.
+ */
+#include "gpumat_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const gpumat__profile profiles[] = {
+    /* 132 SMs with 64K registers each: large 128x128 tiles, 8x8 outputs
+     * per work-item, 256 work-items. */
+    {"nvidia-gpu", {128, 128, 16, 16, 16}, 32, 256},
+    /* wavefronts of 64 and a 256 work-item default limit. */
+    {"amd-gpu", {64, 64, 16, 16, 16}, 32, 256},
+    {"intel-gpu", {64, 64, 16, 16, 16}, 32, 256},
+    /* Unknown GPUs may cap work-groups at 64 work-items. */
+    {"generic-gpu", {32, 32, 16, 8, 8}, 16, 64},
+    /* PoCL and other CPU drivers run a work-group as a loop: small groups
+     * with larger per-item blocks keep the loop body vectorisable. */
+    {"cpu", {64, 64, 16, 8, 8}, 16, 64},
+};
+
+static const gpumat__profile *find(const char *name)
+{
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i)
+        if (profiles[i].name[0] == name[0] && !strcmp(profiles[i].name, name))
+            return &profiles[i];
+    return NULL;
+}
+
+static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
+{
+    size_t gemm_items = (size_t)p->gemm.mdimc * p->gemm.ndimc;
+    size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
+    /* Two local tiles of KWG x (MWG+1) doubles in the worst case. */
+    uint64_t local = (uint64_t)p->gemm.kwg * (p->gemm.mwg + 1 + p->gemm.nwg + 1) * 8;
+    return info->max_work_group_size == 0 ||
+           (gemm_items <= info->max_work_group_size &&
+            transpose_items <= info->max_work_group_size &&
+            p->elementwise_wg <= info->max_work_group_size &&
+            (info->local_memory_bytes == 0 || local <= info->local_memory_bytes));
+}
+
+const gpumat__profile *gpumat__profile_for(const gpumat_device_info *info)
+{
+    const char *name = "generic-gpu";
+    if (info->type == GPUMAT_DEVICE_CPU)
+        name = "cpu";
+    else if (info->vendor == GPUMAT_VENDOR_NVIDIA)
+        name = "nvidia-gpu";
+    else if (info->vendor == GPUMAT_VENDOR_AMD)
+        name = "amd-gpu";
+    else if (info->vendor == GPUMAT_VENDOR_INTEL)
+        name = "intel-gpu";
+    const gpumat__profile *p = find(name);
+    /* A device smaller than its class expects gets the smallest profile. */
+    return fits(p, info) ? p : find("generic-gpu");
+}
+
+void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t size)
+{
+    snprintf(buf, size,
+             "-cl-std=CL1.2 -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u "
+             "-DTS=%u -DTR=%u",
+             p->gemm.mwg, p->gemm.nwg, p->gemm.kwg, p->gemm.mdimc, p->gemm.ndimc,
+             p->transpose_tile, gpumat__transpose_rows(p));
+}
+
+size_t gpumat__profile_count(void) { return sizeof profiles / sizeof profiles[0]; }
+
+const gpumat__profile *gpumat__profile_at(size_t i)
+{
+    return i < gpumat__profile_count() ? &profiles[i] : NULL;
+}

@@ -1,0 +1,118 @@
+/*
+ * program.c - builds the embedded kernel programs for a context, lazily:
+ * a program is compiled the first time one of its kernels is needed, once
+ * per element type, with the context's profile parameters.
+ */
+#include "gpumat_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const program_names[GPUMAT__PROGRAM_COUNT] = {
+    [GPUMAT__PROGRAM_ELEMENTWISE] = "elementwise",
+    [GPUMAT__PROGRAM_TRANSPOSE] = "transpose",
+    [GPUMAT__PROGRAM_GEMM] = "gemm",
+};
+
+static const char *embedded_text(const char *name)
+{
+    for (size_t i = 0; i < gpumat__embedded_source_count; ++i)
+        if (strcmp(gpumat__embedded_sources[i].name, name) == 0)
+            return gpumat__embedded_sources[i].text;
+    return NULL;
+}
+
+/* Reports a failed build with as much of the compiler's log as fits. */
+static gpumat_status fail_build(gpumat_context *ctx, cl_program program, cl_int err,
+                                const char *name, gpumat_dtype dtype, const char *options)
+{
+    size_t size = 0;
+    char *log = NULL;
+    if (clGetProgramBuildInfo(program, ctx->device, CL_PROGRAM_BUILD_LOG, 0, NULL,
+                              &size) == CL_SUCCESS && size > 0) {
+        log = malloc(size + 1);
+        if (log && clGetProgramBuildInfo(program, ctx->device, CL_PROGRAM_BUILD_LOG, size,
+                                         log, NULL) == CL_SUCCESS)
+            log[size] = '\0';
+        else if (log)
+            log[0] = '\0';
+    }
+    gpumat_status status = gpumat__fail(
+        ctx, err == CL_BUILD_PROGRAM_FAILURE || err == CL_INVALID_BUILD_OPTIONS
+                 ? GPUMAT_ERR_BUILD : GPUMAT_ERR_OPENCL,
+        "building kernel program '%s' (%s) for %s failed: %s (%d)\noptions: %s\nbuild log:\n%s",
+        name, dtype == GPUMAT_F64 ? "f64" : "f32", ctx->info.name,
+        gpumat__cl_error_name(err), (int)err, options, log ? log : "(none)");
+    free(log);
+    return status;
+}
+
+static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
+                           cl_program *out)
+{
+    const char *name = program_names[id];
+    const char *text = embedded_text(name);
+    if (!text)
+        return gpumat__fail(ctx, GPUMAT_ERR_BUILD, "kernel source '%s' is not embedded", name);
+
+    char options[sizeof ctx->build_options + 64];
+    snprintf(options, sizeof options, "%s %s", ctx->build_options,
+             dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float");
+
+    cl_int err;
+    cl_program program = clCreateProgramWithSource(ctx->cl_ctx, 1, &text, NULL, &err);
+    if (err != CL_SUCCESS)
+        return gpumat__fail_cl(ctx, err, "clCreateProgramWithSource(%s)", name);
+    err = clBuildProgram(program, 1, &ctx->device, options, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        gpumat_status status = fail_build(ctx, program, err, name, dtype, options);
+        clReleaseProgram(program);
+        return status;
+    }
+    *out = program;
+    return GPUMAT_OK;
+}
+
+gpumat_status gpumat__kernel(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
+                             const char *kernel_name, cl_kernel *kernel)
+{
+    gpumat__program_slot *slot = &ctx->programs[id][dtype == GPUMAT_F64];
+    if (!slot->program) {
+        gpumat_status status = build(ctx, id, dtype, &slot->program);
+        if (status != GPUMAT_OK)
+            return status;
+    }
+    for (size_t i = 0; i < GPUMAT__MAX_KERNELS; ++i) {
+        gpumat__kernel_slot *k = &slot->kernels[i];
+        if (k->name && strcmp(k->name, kernel_name) == 0) {
+            *kernel = k->kernel;
+            return GPUMAT_OK;
+        }
+        if (!k->name) {
+            cl_int err;
+            k->kernel = clCreateKernel(slot->program, kernel_name, &err);
+            if (err != CL_SUCCESS)
+                return gpumat__fail_cl(ctx, err, "clCreateKernel(%s)", kernel_name);
+            /* kernel names are string literals of the library */
+            k->name = kernel_name;
+            *kernel = k->kernel;
+            return GPUMAT_OK;
+        }
+    }
+    return gpumat__fail(ctx, GPUMAT_ERR_OPENCL, "too many kernels in program '%s'",
+                        program_names[id]);
+}
+
+void gpumat__programs_release(gpumat_context *ctx)
+{
+    for (int id = 0; id < GPUMAT__PROGRAM_COUNT; ++id)
+        for (int d = 0; d < 2; ++d) {
+            gpumat__program_slot *slot = &ctx->programs[id][d];
+            for (size_t i = 0; i < GPUMAT__MAX_KERNELS && slot->kernels[i].name; ++i)
+                clReleaseKernel(slot->kernels[i].kernel);
+            if (slot->program)
+                clReleaseProgram(slot->program);
+            memset(slot, 0, sizeof *slot);
+        }
+}
