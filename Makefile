@@ -45,7 +45,7 @@ PC      := $(B)/gpumat.pc
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/test_util.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all lib examples tests demo check check-run check-asan check-tsan \
+.PHONY: all lib examples tests demo bench check check-run check-asan check-tsan \
         check-portability deps-build deps-demo deps-check install uninstall clean
 .DELETE_ON_ERROR:
 
@@ -119,6 +119,12 @@ demo: deps-demo
 	$(MAKE) --no-print-directory all
 	$(B)/examples/devices
 	$(B)/examples/matmul
+
+# Speed, side by side with CLBlast and copy bandwidth (not a test).
+BENCH_ARGS ?=
+bench: deps-check
+	$(MAKE) --no-print-directory all
+	$(B)/examples/gpumat-bench $(BENCH_ARGS)
 
 # Runs every test binary; the device tests a second time with two PoCL
 # devices so that device choice by index and name is exercised.

@@ -78,15 +78,16 @@ static gpumat_status context_alloc(gpumat_context **out, const gpumat_options *o
 }
 
 /* Device facts and the profile, once ctx->device is known. */
-static void context_configure(gpumat_context *ctx, cl_platform_id platform)
+static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platform)
 {
     gpumat__device_describe(platform, ctx->device, &ctx->info);
     cl_ulong max_alloc = 0;
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
                         NULL) == CL_SUCCESS)
         ctx->max_alloc_bytes = max_alloc;
-    ctx->profile = gpumat__profile_for(&ctx->info);
-    gpumat__profile_build_options(ctx->profile, ctx->build_options, sizeof ctx->build_options);
+    gpumat_status status = gpumat__profile_choose(&ctx->info, &ctx->profile);
+    gpumat__profile_build_options(&ctx->profile, ctx->build_options, sizeof ctx->build_options);
+    return status;
 }
 
 static void context_free(gpumat_context *ctx)
@@ -137,7 +138,12 @@ gpumat_status gpumat_context_create(gpumat_context **out, const gpumat_options *
         context_free(ctx);
         return status;
     }
-    context_configure(ctx, chosen->platform);
+    status = context_configure(ctx, chosen->platform);
+    if (status != GPUMAT_OK) {
+        free(devices);
+        context_free(ctx);
+        return status;
+    }
     /* Keep the enumeration's numbering, which describe() cannot know. */
     ctx->info.platform_index = chosen->info.platform_index;
     ctx->info.device_index = chosen->info.device_index;
@@ -186,7 +192,11 @@ gpumat_status gpumat_context_wrap(gpumat_context **out, cl_context cl_ctx, cl_co
     ctx->cl_ctx = cl_ctx;
     ctx->queue = queue;
     ctx->device = device;
-    context_configure(ctx, platform);
+    status = context_configure(ctx, platform);
+    if (status != GPUMAT_OK) {
+        context_free(ctx);
+        return status;
+    }
     *out = ctx;
     return GPUMAT_OK;
 }
@@ -210,7 +220,7 @@ gpumat_status gpumat_context_device(const gpumat_context *ctx, gpumat_device_inf
 
 const char *gpumat_context_profile(const gpumat_context *ctx)
 {
-    return ctx ? ctx->profile->name : NULL;
+    return ctx ? ctx->profile.name : NULL;
 }
 
 const char *gpumat_context_build_options(const gpumat_context *ctx)

@@ -254,7 +254,9 @@ static gpumat_status fail_device_ids(cl_platform_id platform, cl_int err)
 
 /* Adds the devices of one platform to *list; a platform without devices
  * (e.g. an installed Intel runtime on a machine with no Intel GPU) adds
- * nothing and is not an error. */
+ * nothing and is not an error.  Nor is a platform whose driver fails to
+ * list its devices: one broken driver must not hide the working ones; its
+ * failure stays in the thread's last-error message. */
 static gpumat_status add_platform_devices(cl_platform_id platform, unsigned platform_index,
                                           gpumat__device **list, size_t *count,
                                           bool *added)
@@ -264,8 +266,10 @@ static gpumat_status add_platform_devices(cl_platform_id platform, unsigned plat
     cl_int err = clGetDeviceIDs(platform, CL_DEVICE_TYPE_ALL, 0, NULL, &n);
     if (err == CL_DEVICE_NOT_FOUND || (err == CL_SUCCESS && n == 0))
         return GPUMAT_OK;
-    if (err != CL_SUCCESS)
-        return fail_device_ids(platform, err);
+    if (err != CL_SUCCESS) {
+        fail_device_ids(platform, err);
+        return GPUMAT_OK;
+    }
 
     cl_device_id *ids = malloc(n * sizeof *ids);
     if (!ids)
@@ -280,7 +284,8 @@ static gpumat_status add_platform_devices(cl_platform_id platform, unsigned plat
     }
     if (err != CL_SUCCESS) {
         free(ids);
-        return fail_device_ids(platform, err);
+        fail_device_ids(platform, err);
+        return GPUMAT_OK;
     }
     if (got > n)
         got = n;

@@ -85,6 +85,12 @@ static inline unsigned gpumat__transpose_rows(const gpumat__profile *p)
 /* The profile for a device: chosen by vendor and type. */
 const gpumat__profile *gpumat__profile_for(const gpumat_device_info *info);
 
+/* The profile a context uses: gpumat__profile_for(), unless GPUMAT_PROFILE
+ * names another shipped profile; then GPUMAT_KERNEL_PARAMS
+ * ("MWG=128,NWG=64,...") overrides single parameters (for tuning and
+ * tests).  A bad value fails with GPUMAT_ERR_INVALID_ARGUMENT. */
+gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out);
+
 /* Every shipped profile, for tools and tests that go through them all. */
 size_t gpumat__profile_count(void);
 const gpumat__profile *gpumat__profile_at(size_t i);
@@ -138,7 +144,7 @@ struct gpumat_context {
     cl_command_queue queue;
     cl_device_id device;
     gpumat_device_info info;
-    const gpumat__profile *profile;
+    gpumat__profile profile;   /* a copy: overrides may change it */
     char build_options[512];
     gpumat_gemm_backend gemm_backend;
     uint64_t max_alloc_bytes;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */

@@ -15,7 +15,7 @@ gpumat_status gpumat_add(gpumat_matrix *c, const gpumat_matrix *a, const gpumat_
                             c->rows, c->cols, a->rows, a->cols, b->rows, b->cols);
 
     cl_ulong n = (cl_ulong)a->rows * a->cols;
-    size_t wg = ctx->profile->elementwise_wg;
+    size_t wg = ctx->profile.elementwise_wg;
     /* Enough work-groups to fill the device a few times over; the kernel's
      * grid-stride loop covers the rest. */
     size_t cap = (size_t)(ctx->info.compute_units ? ctx->info.compute_units : 16) * 16 * wg;

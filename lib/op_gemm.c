@@ -6,7 +6,7 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
 {
     static const char *const names[2][2] = {{"gemm_nn", "gemm_nt"}, {"gemm_tn", "gemm_tt"}};
     const char *name = names[g->trans_a][g->trans_b];
-    const gpumat__gemm_params *p = &ctx->profile->gemm;
+    const gpumat__gemm_params *p = &ctx->profile.gemm;
     size_t local[2] = {p->ndimc, p->mdimc};
     size_t global[2] = {gpumat__round_up(g->n, p->nwg) / p->nwg * p->ndimc,
                         gpumat__round_up(g->m, p->mwg) / p->mwg * p->mdimc};

@@ -17,8 +17,17 @@ gpumat_status gpumat_transpose(gpumat_matrix *t, const gpumat_matrix *a)
                             "transpose: a is %zux%zu so t must be %zux%zu, but t is %zux%zu",
                             a->rows, a->cols, a->cols, a->rows, t->rows, t->cols);
 
+    /* A single row or column has the same layout as its transpose. */
+    if (a->rows == 1 || a->cols == 1) {
+        cl_int err = clEnqueueCopyBuffer(ctx->queue, a->buffer, t->buffer, 0, 0, a->bytes, 0,
+                                         NULL, NULL);
+        return err == CL_SUCCESS ? GPUMAT_OK
+                                 : gpumat__fail_cl(ctx, err, "transpose: clEnqueueCopyBuffer(%zux%zu)",
+                                                   a->rows, a->cols);
+    }
+
     cl_uint rows = (cl_uint)a->rows, cols = (cl_uint)a->cols;
-    size_t ts = ctx->profile->transpose_tile, tr = gpumat__transpose_rows(ctx->profile);
+    size_t ts = ctx->profile.transpose_tile, tr = gpumat__transpose_rows(&ctx->profile);
     size_t local[2] = {ts, tr};
     size_t global[2] = {gpumat__round_up(cols, ts), gpumat__round_up(rows, ts) / ts * tr};
 

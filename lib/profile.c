@@ -9,6 +9,8 @@
 #include "gpumat_internal.h"
 
 #include <stdio.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const gpumat__profile profiles[] = {
@@ -76,4 +78,74 @@ size_t gpumat__profile_count(void) { return sizeof profiles / sizeof profiles[0]
 const gpumat__profile *gpumat__profile_at(size_t i)
 {
     return i < gpumat__profile_count() ? &profiles[i] : NULL;
+}
+
+/* The parameters GPUMAT_KERNEL_PARAMS may set, by their -D names. */
+static const struct {
+    const char *name;
+    size_t offset;
+} parameters[] = {
+    {"MWG", offsetof(gpumat__profile, gemm.mwg)},
+    {"NWG", offsetof(gpumat__profile, gemm.nwg)},
+    {"KWG", offsetof(gpumat__profile, gemm.kwg)},
+    {"MDIMC", offsetof(gpumat__profile, gemm.mdimc)},
+    {"NDIMC", offsetof(gpumat__profile, gemm.ndimc)},
+    {"TS", offsetof(gpumat__profile, transpose_tile)},
+    {"WG", offsetof(gpumat__profile, elementwise_wg)},
+};
+
+static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
+{
+    const char *s = spec;
+    while (*s) {
+        size_t len = strcspn(s, "=,");
+        if (s[len] != '=')
+            return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                                "GPUMAT_KERNEL_PARAMS=\"%s\": expected NAME=VALUE at \"%s\"", spec, s);
+        size_t i = 0;
+        while (i < sizeof parameters / sizeof parameters[0] &&
+               (strlen(parameters[i].name) != len || strncmp(parameters[i].name, s, len) != 0))
+            ++i;
+        char *end;
+        unsigned long v = strtoul(s + len + 1, &end, 10);
+        if (i == sizeof parameters / sizeof parameters[0] || end == s + len + 1 ||
+            (*end && *end != ',') || v == 0 || v > 4096)
+            return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                                "GPUMAT_KERNEL_PARAMS=\"%s\": bad parameter at \"%s\"", spec, s);
+        unsigned value = (unsigned)v;
+        memcpy((char *)p + parameters[i].offset, &value, sizeof value);
+        s = *end ? end + 1 : end;
+    }
+    const gpumat__gemm_params *g = &p->gemm;
+    if (g->mwg % g->mdimc || g->nwg % g->ndimc || p->transpose_tile % 4)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of MDIMC, NWG of "
+                            "NDIMC and TS of 4", spec);
+    return GPUMAT_OK;
+}
+
+gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out)
+{
+    const gpumat__profile *p = gpumat__profile_for(info);
+    const char *name = getenv("GPUMAT_PROFILE");
+    if (name && *name) {
+        p = find(name);
+        if (!p) {
+            char known[256] = "";
+            for (size_t i = 0; i < gpumat__profile_count(); ++i)
+                snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s",
+                         i ? ", " : "", profiles[i].name);
+            return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                                "GPUMAT_PROFILE=\"%s\" is not a profile (%s)", name, known);
+        }
+    }
+    *out = *p;
+    const char *spec = getenv("GPUMAT_KERNEL_PARAMS");
+    gpumat_status status = spec && *spec ? apply_overrides(out, spec) : GPUMAT_OK;
+    if (status == GPUMAT_OK && !fits(out, info))
+        status = gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                              "profile %s%s%s does not fit %s (work-group or local memory limit)",
+                              out->name, spec && *spec ? " with GPUMAT_KERNEL_PARAMS=" : "",
+                              spec && *spec ? spec : "", info->name);
+    return status;
 }

@@ -1,0 +1,403 @@
+/*
+ * gpumat-bench - times libgpumat against CLBlast and against the device's
+ * copy bandwidth, side by side, on one device in one run.
+ *
+ *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy]
+ *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
+ *
+ * Each figure is the median of --runs timed trials after a warm-up; a trial
+ * enqueues enough repetitions to last >= 20 ms, then waits for the device
+ * (gpumat_finish) before the clock is read.  GEMM shapes are M x N x K.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <gpumat.h>
+
+#include <dlfcn.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct shape {
+    size_t m, n, k;
+} shape;
+
+typedef struct config {
+    int runs;
+    int quick;
+    FILE *csv;
+    double peak_sp, peak_dp; /* TFLOP/s; 0 = unknown */
+    const char *ops;
+    shape sizes[64];
+    size_t nsizes;
+} config;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void die(const char *what, gpumat_status s, const gpumat_context *ctx)
+{
+    fprintf(stderr, "gpumat-bench: %s: %s\n  %s\n", what, gpumat_strerror(s),
+            gpumat_last_error(ctx));
+    exit(1);
+}
+
+#define CHECK(call, ctx)                                                                     \
+    do {                                                                                     \
+        gpumat_status s_ = (call);                                                           \
+        if (s_ != GPUMAT_OK)                                                                 \
+            die(#call, s_, ctx);                                                             \
+    } while (0)
+
+/* ---- CLBlast's transpose, for comparison (loaded like the library does) -- */
+
+typedef int (*omatcopy_fn)(int layout, int trans, size_t m, size_t n, float alpha, cl_mem a,
+                           size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb,
+                           cl_command_queue *queue, cl_event *event);
+static omatcopy_fn clblast_somatcopy;
+
+static void load_clblast(void)
+{
+    void *h = dlopen("libclblast.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libclblast.so", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        void *f = dlsym(h, "CLBlastSomatcopy");
+        memcpy(&clblast_somatcopy, &f, sizeof f);
+    }
+}
+
+/* ---- timing --------------------------------------------------------------- */
+
+typedef void (*op_fn)(void *arg);
+
+/* Median seconds per call of fn over cfg->runs trials. */
+static double time_op(const config *cfg, gpumat_context *ctx, op_fn fn, void *arg)
+{
+    fn(arg); /* warm-up: kernel build, first-touch allocation */
+    CHECK(gpumat_finish(ctx), ctx);
+    double t0 = now();
+    fn(arg);
+    CHECK(gpumat_finish(ctx), ctx);
+    double once = now() - t0;
+    int reps = once > 0.02 ? 1 : (int)(0.02 / (once > 1e-6 ? once : 1e-6)) + 1;
+    if (reps > 1000)
+        reps = 1000;
+    double *t = malloc((size_t)cfg->runs * sizeof *t);
+    for (int r = 0; r < cfg->runs; ++r) {
+        t0 = now();
+        for (int i = 0; i < reps; ++i)
+            fn(arg);
+        CHECK(gpumat_finish(ctx), ctx);
+        t[r] = (now() - t0) / reps;
+    }
+    qsort(t, (size_t)cfg->runs, sizeof *t, cmp_double);
+    double median = t[cfg->runs / 2];
+    free(t);
+    return median;
+}
+
+typedef struct gemm_arg {
+    gpumat_op ta, tb;
+    gpumat_matrix *a, *b, *c;
+} gemm_arg;
+
+static void run_gemm(void *p)
+{
+    gemm_arg *g = p;
+    CHECK(gpumat_gemm(g->ta, g->tb, 1.0, g->a, g->b, 0.0, g->c), gpumat_matrix_context(g->c));
+}
+
+typedef struct pair_arg {
+    gpumat_matrix *a, *b, *c;
+    gpumat_context *ctx;
+} pair_arg;
+
+static void run_add(void *p)
+{
+    pair_arg *g = p;
+    CHECK(gpumat_add(g->c, g->a, g->b), g->ctx);
+}
+
+static void run_transpose(void *p)
+{
+    pair_arg *g = p;
+    CHECK(gpumat_transpose(g->c, g->a), g->ctx);
+}
+
+static void run_copy(void *p)
+{
+    pair_arg *g = p;
+    size_t bytes = gpumat_matrix_rows(g->a) * gpumat_matrix_cols(g->a) *
+                   gpumat_dtype_size(gpumat_matrix_dtype(g->a));
+    cl_int err = clEnqueueCopyBuffer(gpumat_context_cl_queue(g->ctx), gpumat_matrix_cl_mem(g->a),
+                                     gpumat_matrix_cl_mem(g->c), 0, 0, bytes, 0, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        fprintf(stderr, "gpumat-bench: clEnqueueCopyBuffer: %d\n", err);
+        exit(1);
+    }
+}
+
+static void run_clblast_transpose(void *p)
+{
+    pair_arg *g = p;
+    cl_command_queue q = gpumat_context_cl_queue(g->ctx);
+    size_t r = gpumat_matrix_rows(g->a), c = gpumat_matrix_cols(g->a);
+    int code = clblast_somatcopy(101, 112, r, c, 1.0f, gpumat_matrix_cl_mem(g->a), 0, c,
+                                 gpumat_matrix_cl_mem(g->c), 0, r, &q, NULL);
+    if (code != 0) {
+        fprintf(stderr, "gpumat-bench: CLBlastSomatcopy: %d\n", code);
+        exit(1);
+    }
+}
+
+/* ---- data ------------------------------------------------------------------ */
+
+static gpumat_matrix *random_matrix(gpumat_context *ctx, size_t rows, size_t cols,
+                                    gpumat_dtype dtype, unsigned *seed)
+{
+    gpumat_matrix *m;
+    CHECK(gpumat_matrix_create(ctx, rows, cols, dtype, &m), ctx);
+    size_t n = rows * cols, es = gpumat_dtype_size(dtype);
+    unsigned char *host = malloc(n * es);
+    if (!host) {
+        fprintf(stderr, "gpumat-bench: out of host memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; ++i) {
+        *seed = *seed * 1664525u + 1013904223u;
+        double v = (double)(*seed >> 8) / (double)(1u << 24) * 2 - 1;
+        if (dtype == GPUMAT_F32)
+            ((float *)host)[i] = (float)v;
+        else
+            ((double *)host)[i] = v;
+    }
+    CHECK(gpumat_matrix_upload(m, host), ctx);
+    free(host);
+    return m;
+}
+
+static void row(const config *cfg, const char *op, const char *shape_text, const char *impl,
+                double seconds, double work, const char *unit, double peak)
+{
+    double rate = work / seconds / (unit[0] == 'T' ? 1e12 : 1e9);
+    if (unit[0] == 'T' && rate < 1) { /* CPUs: GFLOP/s reads better */
+        rate *= 1e3;
+        peak *= 1e3;
+        unit = "GFLOP/s";
+    }
+    char pct[32] = "";
+    if (peak > 0)
+        snprintf(pct, sizeof pct, "%5.1f%%", 100 * rate / peak);
+    printf("%-10s %-20s %-8s %10.3f ms %9.2f %-7s %s\n", op, shape_text, impl, seconds * 1e3, rate,
+           unit, pct);
+    if (cfg->csv)
+        fprintf(cfg->csv, "%s,%s,%s,%.6f,%.4f,%s\n", op, shape_text, impl, seconds * 1e3, rate,
+                unit);
+    fflush(stdout);
+}
+
+/* ---- benchmarks -------------------------------------------------------------- */
+
+static void bench_gemm(const config *cfg, gpumat_context *nat, gpumat_context *blas,
+                       gpumat_dtype dtype, gpumat_op ta, gpumat_op tb, shape s)
+{
+    unsigned seed = 12345;
+    char text[64];
+    const char *op = dtype == GPUMAT_F64 ? "dgemm" : "sgemm";
+    char opname[16];
+    snprintf(opname, sizeof opname, "%s-%c%c", op, ta ? 'T' : 'N', tb ? 'T' : 'N');
+    snprintf(text, sizeof text, "%zux%zux%zu", s.m, s.n, s.k);
+    double flops = 2.0 * (double)s.m * (double)s.n * (double)s.k;
+    double peak = dtype == GPUMAT_F64 ? cfg->peak_dp : cfg->peak_sp;
+    gpumat_context *ctxs[2] = {nat, blas};
+    const char *names[2] = {"native", "clblast"};
+    for (int i = 0; i < 2; ++i) {
+        if (!ctxs[i])
+            continue;
+        gemm_arg g = {ta, tb, NULL, NULL, NULL};
+        g.a = ta ? random_matrix(ctxs[i], s.k, s.m, dtype, &seed)
+                 : random_matrix(ctxs[i], s.m, s.k, dtype, &seed);
+        g.b = tb ? random_matrix(ctxs[i], s.n, s.k, dtype, &seed)
+                 : random_matrix(ctxs[i], s.k, s.n, dtype, &seed);
+        CHECK(gpumat_matrix_create(ctxs[i], s.m, s.n, dtype, &g.c), ctxs[i]);
+        double t = time_op(cfg, ctxs[i], run_gemm, &g);
+        row(cfg, opname, text, names[i], t, flops, "TFLOP/s", peak);
+        gpumat_matrix_destroy(g.a);
+        gpumat_matrix_destroy(g.b);
+        gpumat_matrix_destroy(g.c);
+    }
+}
+
+static void bench_memory(const config *cfg, gpumat_context *ctx, const char *op, size_t rows,
+                         size_t cols)
+{
+    unsigned seed = 777;
+    char text[64];
+    snprintf(text, sizeof text, "%zux%zu", rows, cols);
+    pair_arg g = {NULL, NULL, NULL, ctx};
+    g.a = random_matrix(ctx, rows, cols, GPUMAT_F32, &seed);
+    double bytes = (double)rows * (double)cols * 4;
+    if (!strcmp(op, "add")) {
+        g.b = random_matrix(ctx, rows, cols, GPUMAT_F32, &seed);
+        CHECK(gpumat_matrix_create(ctx, rows, cols, GPUMAT_F32, &g.c), ctx);
+        row(cfg, "add", text, "native", time_op(cfg, ctx, run_add, &g), 3 * bytes, "GB/s", 0);
+    } else if (!strcmp(op, "copy")) {
+        CHECK(gpumat_matrix_create(ctx, rows, cols, GPUMAT_F32, &g.c), ctx);
+        row(cfg, "copy", text, "opencl", time_op(cfg, ctx, run_copy, &g), 2 * bytes, "GB/s", 0);
+    } else {
+        CHECK(gpumat_matrix_create(ctx, cols, rows, GPUMAT_F32, &g.c), ctx);
+        row(cfg, "transpose", text, "native", time_op(cfg, ctx, run_transpose, &g), 2 * bytes,
+            "GB/s", 0);
+        if (clblast_somatcopy)
+            row(cfg, "transpose", text, "clblast", time_op(cfg, ctx, run_clblast_transpose, &g),
+                2 * bytes, "GB/s", 0);
+    }
+    gpumat_matrix_destroy(g.a);
+    gpumat_matrix_destroy(g.b);
+    gpumat_matrix_destroy(g.c);
+}
+
+static int wants(const config *cfg, const char *op)
+{
+    size_t len = strlen(op);
+    for (const char *p = cfg->ops; (p = strstr(p, op)) != NULL; p += len)
+        if ((p == cfg->ops || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+static void parse_sizes(config *cfg, const char *text)
+{
+    cfg->nsizes = 0;
+    while (*text && cfg->nsizes < 64) {
+        char *end;
+        shape s = {0, 0, 0};
+        s.m = strtoul(text, &end, 10);
+        s.n = s.k = s.m;
+        if (*end == 'x') {
+            s.n = strtoul(end + 1, &end, 10);
+            s.k = s.n;
+            if (*end == 'x')
+                s.k = strtoul(end + 1, &end, 10);
+        }
+        if (s.m && s.n && s.k)
+            cfg->sizes[cfg->nsizes++] = s;
+        text = *end ? end + 1 : end;
+    }
+}
+
+/* Peak rates of cards we know; --peak-tflops overrides. */
+static void guess_peak(config *cfg, const gpumat_device_info *d)
+{
+    if (cfg->peak_sp > 0)
+        return;
+    if (strstr(d->name, "H100")) {
+        cfg->peak_sp = 67.0;
+        cfg->peak_dp = 33.5;
+    } else if (strstr(d->name, "H200")) {
+        cfg->peak_sp = 67.0;
+        cfg->peak_dp = 33.5;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,add,transpose,copy"};
+    const char *sizes = "64,128,256,512,1000,1024,2048,4096,8192,1023x777x1531,4097,8192x64x8192,"
+                        "64x8192x64";
+    for (int i = 1; i < argc; ++i) {
+        if (!strcmp(argv[i], "--quick")) {
+            cfg.quick = 1;
+            sizes = "64,128,256,512,1000,1023x777x1531";
+            cfg.runs = 3;
+        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
+            sizes = argv[++i];
+        else if (!strcmp(argv[i], "--ops") && i + 1 < argc)
+            cfg.ops = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            cfg.runs = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
+        else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
+            cfg.csv = fopen(argv[++i], "w");
+            if (!cfg.csv) {
+                perror(argv[i]);
+                return 1;
+            }
+            fprintf(cfg.csv, "op,shape,impl,ms,rate,unit\n");
+        } else if (!strcmp(argv[i], "--peak-tflops") && i + 1 < argc)
+            cfg.peak_sp = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--peak-dp-tflops") && i + 1 < argc)
+            cfg.peak_dp = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: gpumat-bench [--quick] [--sizes N,MxNxK,...] [--ops LIST] "
+                            "[--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]\n");
+            return 2;
+        }
+    }
+    parse_sizes(&cfg, sizes);
+    load_clblast();
+
+    gpumat_options o;
+    gpumat_options_init(&o);
+    o.gemm_backend = GPUMAT_GEMM_NATIVE;
+    gpumat_context *nat = NULL, *blas = NULL;
+    CHECK(gpumat_context_create(&nat, &o), NULL);
+    o.gemm_backend = GPUMAT_GEMM_CLBLAST;
+    /* CLBlast runs on the very same OpenCL context and queue. */
+    if (gpumat_context_wrap(&blas, gpumat_context_cl_context(nat), gpumat_context_cl_queue(nat),
+                            &o) != GPUMAT_OK)
+        fprintf(stderr, "gpumat-bench: no CLBlast comparison: %s\n", gpumat_last_error(NULL));
+    gpumat_device_info d;
+    gpumat_context_device(nat, &d);
+    guess_peak(&cfg, &d);
+    printf("device: %s | %s | driver %s | profile %s\n", d.name, d.platform_name,
+           d.driver_version, gpumat_context_profile(nat));
+    printf("peak: FP32 %.1f TFLOP/s, FP64 %.1f TFLOP/s (0 = unknown); median of %d runs\n\n",
+           cfg.peak_sp, cfg.peak_dp, cfg.runs);
+    printf("%-10s %-20s %-8s %13s %9s %-7s %s\n", "op", "shape", "impl", "time", "rate", "unit",
+           "of peak");
+
+    for (size_t i = 0; i < cfg.nsizes; ++i)
+        if (wants(&cfg, "gemm"))
+            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_NO_TRANS, cfg.sizes[i]);
+    if (wants(&cfg, "gemm-t")) {
+        shape t[] = {{1024, 1024, 1024}, {4096, 4096, 4096}, {1023, 777, 1531}};
+        for (size_t i = 0; i < (cfg.quick ? 1u : 3u); ++i) {
+            shape s = cfg.quick ? (shape){256, 256, 256} : t[i];
+            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_TRANS, GPUMAT_NO_TRANS, s);
+            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_TRANS, s);
+            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_TRANS, GPUMAT_TRANS, s);
+        }
+    }
+    if (wants(&cfg, "dgemm") && d.has_fp64)
+        for (size_t i = 0; i < cfg.nsizes; ++i)
+            if (!cfg.quick || cfg.sizes[i].m <= 512)
+                bench_gemm(&cfg, nat, blas, GPUMAT_F64, GPUMAT_NO_TRANS, GPUMAT_NO_TRANS,
+                           cfg.sizes[i]);
+    size_t mem[][2] = {{4096, 4096}, {8192, 8192}, {8191, 4097}, {1, 16777216}, {16777216, 1}};
+    size_t quick_mem[][2] = {{1024, 1024}, {1023, 777}};
+    size_t nmem = cfg.quick ? 2 : 5;
+    const char *mem_ops[] = {"copy", "add", "transpose"};
+    for (size_t o2 = 0; o2 < 3; ++o2)
+        if (wants(&cfg, mem_ops[o2]))
+            for (size_t i = 0; i < nmem; ++i) {
+                size_t *rc = cfg.quick ? quick_mem[i] : mem[i];
+                bench_memory(&cfg, nat, mem_ops[o2], rc[0], rc[1]);
+            }
+    gpumat_context_destroy(blas);
+    gpumat_context_destroy(nat);
+    if (cfg.csv)
+        fclose(cfg.csv);
+    return 0;
+}
