@@ -352,8 +352,80 @@ GPUMAT_API gpumat_status gpumat_gemm(gpumat_op op_a, gpumat_op op_b, double alph
                                      const gpumat_matrix *a, const gpumat_matrix *b,
                                      double beta, gpumat_matrix *c);
 
+/** dst = src (device-to-device copy); same shape and dtype.  dst == src
+ *  is allowed and does nothing.  Runs at the device's copy bandwidth: the
+ *  reference the element-wise kernels are measured against. */
+GPUMAT_API gpumat_status gpumat_copy(gpumat_matrix *dst, const gpumat_matrix *src);
+
 /** t = transpose(a): a is R x C, t is C x R.  t must not be a. */
 GPUMAT_API gpumat_status gpumat_transpose(gpumat_matrix *t, const gpumat_matrix *a);
+
+/* ------------------------------------------------------------------------ */
+/* Kernel cache                                                             */
+/* ------------------------------------------------------------------------ */
+/* A context compiles each of its kernel programs (per element type) the
+ * first time an operation needs it.  Compiled programs are kept on disk and
+ * reused by later processes on the same device and driver, so that only the
+ * first run pays for the OpenCL C compiler.
+ *
+ * Environment, read when a context builds its first program:
+ *   GPUMAT_CACHE      "off", "0", "no" or "false" (any case) disables the
+ *                     cache: nothing is read or written.
+ *   GPUMAT_CACHE_DIR  the cache directory.  Without it,
+ *                     $XDG_CACHE_HOME/gpumat (if XDG_CACHE_HOME is an
+ *                     absolute path), else $HOME/.cache/gpumat.
+ * Missing directories are created with mode 0700.
+ *
+ * An entry is used only if it was built for the same platform and version,
+ * device, vendor, driver version, device OpenCL version, libgpumat version,
+ * kernel source and build options; it carries a checksum.  Any entry that
+ * is missing, damaged, foreign or rejected by the driver is silently
+ * replaced by a fresh compile, and an unusable directory just means no
+ * cache: the cache never makes an operation fail.  Several processes may
+ * share a directory at once (entries are written to a temporary file and
+ * renamed into place).  Deleting the directory is always safe. */
+
+/** Counters of the programs a context has made ready so far. */
+typedef struct gpumat_build_stats {
+    unsigned programs_built; /**< programs made ready: cache_hits + cache_misses */
+    unsigned cache_hits;     /**< loaded from the kernel cache */
+    unsigned cache_misses;   /**< compiled from source (cache off, no usable
+                                  entry, or an entry the driver rejected) */
+    double build_seconds;    /**< wall time spent getting those programs ready:
+                                  reading, compiling and writing the cache */
+} gpumat_build_stats;
+
+/** Fills *stats with the context's build counters (for benchmarks: the
+ *  one-time cost of the first operations).  Programs are built lazily, so
+ *  the counters grow as operations first run. */
+GPUMAT_API gpumat_status gpumat_context_build_stats(const gpumat_context *ctx,
+                                                    gpumat_build_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Asynchronous execution and events                                        */
+/* ------------------------------------------------------------------------ */
+/* Operations return once enqueued.  Because the context's queue is
+ * in-order, "the completion of an operation" is the completion of
+ * everything enqueued on the context up to it.  These functions connect
+ * that order to OpenCL events of the caller (or of other libraries). */
+
+/** Makes every operation enqueued on ctx after this call wait until the
+ *  `count` events have completed (events from the same cl_context; they
+ *  may come from other queues or libraries).  count == 0 is a no-op. */
+GPUMAT_API gpumat_status gpumat_wait_events(gpumat_context *ctx, size_t count,
+                                            const cl_event *events);
+
+/** Returns in *event a new OpenCL event that completes when every operation
+ *  enqueued on ctx so far has completed.  The caller owns it
+ *  (clReleaseEvent). */
+GPUMAT_API gpumat_status gpumat_record_event(gpumat_context *ctx, cl_event *event);
+
+/** Starts copying the matrix to host memory and returns at once; *event
+ *  (caller-owned) completes when `host` holds the data.  `host` must stay
+ *  valid and untouched until then.  event may be NULL, in which case only
+ *  gpumat_finish() tells when the copy is done. */
+GPUMAT_API gpumat_status gpumat_matrix_download_async(const gpumat_matrix *m, void *host,
+                                                      cl_event *event);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@ typedef int (*clblast_dgemm_fn)(int layout, int ta, int tb, size_t m, size_t n, 
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 static clblast_sgemm_fn sgemm;
 static clblast_dgemm_fn dgemm;
+static int (*clear_cache)(void);
 static char load_error[512];
 
 static void load(void)
@@ -49,6 +50,9 @@ static void load(void)
     }
     memcpy(&sgemm, &s, sizeof s);
     memcpy(&dgemm, &d, sizeof d);
+    void *c = dlsym(handle, "CLBlastClearCache");
+    if (c)
+        memcpy(&clear_cache, &c, sizeof c);
     /* The handle stays open for the life of the process. */
 }
 
@@ -58,6 +62,16 @@ bool gpumat__clblast_available(char *why, size_t why_size)
     if (!sgemm && why)
         snprintf(why, why_size, "%s", load_error);
     return sgemm != NULL;
+}
+
+void gpumat__clblast_release(void)
+{
+    /* CLBlast keeps compiled programs, and with them a reference to every
+     * cl_context it ran on, in a process-wide cache; without clearing it a
+     * context (a wrapped one of the caller's, too) would never be freed.
+     * The cost is a recompile for other contexts still using CLBlast. */
+    if (sgemm && clear_cache)
+        clear_cache();
 }
 
 static const char *clblast_status_name(int code)

@@ -93,6 +93,8 @@ static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platf
 static void context_free(gpumat_context *ctx)
 {
     gpumat__programs_release(ctx);
+    if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST)
+        gpumat__clblast_release();
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);
     if (ctx->cl_ctx)

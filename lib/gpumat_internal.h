@@ -67,6 +67,11 @@ gpumat_status gpumat__device_pick(const gpumat__device *devices, size_t count,
 typedef struct gpumat__gemm_params {
     unsigned mwg, nwg, kwg;  /* work-group tile: rows of C, cols of C, depth */
     unsigned mdimc, ndimc;   /* work-group shape: threads along rows, cols   */
+    /* The "_small" kernels' tile and shape (same depth kwg), used when the
+     * big tiles would give fewer than small_pct/100 work-groups per
+     * compute unit. */
+    unsigned smwg, snwg, smdimc, sndimc;
+    unsigned small_pct;
 } gpumat__gemm_params;
 
 typedef struct gpumat__profile {
@@ -128,6 +133,7 @@ void gpumat__programs_release(gpumat_context *ctx);
 /* ---- context.c ----------------------------------------------------------- */
 
 #define GPUMAT__MAX_KERNELS 16
+#define GPUMAT__CACHE_DIR_SIZE 4096
 
 typedef struct gpumat__kernel_slot {
     const char *name;
@@ -159,7 +165,46 @@ struct gpumat_context {
      * that a failure can be recorded with or without `lock` held). */
     pthread_mutex_t error_lock;
     char last_error[GPUMAT__MESSAGE_SIZE];
+
+    /* The kernel cache (cache.c) and build statistics, guarded by `lock`.
+     * The directory is resolved when the first program is built, so that
+     * contexts that never build cost no file system access. */
+    bool cache_resolved;
+    char cache_dir[GPUMAT__CACHE_DIR_SIZE]; /* "" once resolved: no cache */
+    gpumat_build_stats build_stats;
 };
+
+/* ---- cache.c: the persistent kernel cache ------------------------------- */
+
+/* Where one program's entry lives and the full key it must carry. */
+typedef struct gpumat__cache_entry {
+    char *path;
+    char *key;
+    size_t key_len;
+} gpumat__cache_entry;
+
+/* Resolves the cache directory on first use (GPUMAT_CACHE, GPUMAT_CACHE_DIR,
+ * XDG_CACHE_HOME, HOME) and fills *entry for the program built from
+ * `source` with `options` on ctx's device.  false: no cache for this build
+ * (disabled, no usable directory, or a failed query); nothing to free. */
+bool gpumat__cache_entry_init(gpumat_context *ctx, const char *program_name,
+                              const char *source, const char *options,
+                              gpumat__cache_entry *entry);
+void gpumat__cache_entry_free(gpumat__cache_entry *entry);
+
+/* A program built from the entry's binary, or NULL for any problem at all
+ * (missing, foreign, corrupt, rejected by the driver).  Never records an
+ * error on ctx. */
+cl_program gpumat__cache_load(gpumat_context *ctx, const gpumat__cache_entry *entry,
+                              const char *options);
+
+/* Saves the built program's binary as the entry, atomically; failures are
+ * ignored. */
+void gpumat__cache_store(gpumat_context *ctx, const gpumat__cache_entry *entry,
+                         cl_program program);
+
+/* A monotonic clock for the build statistics. */
+double gpumat__now_seconds(void);
 
 /* ---- matrix.c ------------------------------------------------------------ */
 
@@ -209,6 +254,9 @@ typedef struct gpumat__gemm_call {
     cl_mem a, b, c;
     size_t lda, ldb, ldc;
 } gpumat__gemm_call;
+
+/* Drops CLBlast's cached programs (and its references to contexts). */
+void gpumat__clblast_release(void);
 
 /* The two backends; the caller holds ctx->lock. */
 gpumat_status gpumat__clblast_gemm(gpumat_context *ctx, const gpumat__gemm_call *call);

@@ -37,14 +37,15 @@ gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows, size_t cols
     if (rows == 0 || cols == 0)
         return gpumat__fail(ctx, GPUMAT_ERR_SHAPE,
                             "matrix_create: %zux%zu has a zero dimension", rows, cols);
-    if (rows > INT_MAX || cols > INT_MAX)
-        return gpumat__fail(ctx, GPUMAT_ERR_SHAPE,
-                            "matrix_create: %zux%zu: each dimension must be at most %d",
-                            rows, cols, INT_MAX);
     if (rows > SIZE_MAX / cols || rows * cols > SIZE_MAX / elem)
         return gpumat__fail(ctx, GPUMAT_ERR_SIZE_OVERFLOW,
                             "matrix_create: %zux%zu %s needs more than SIZE_MAX bytes",
                             rows, cols, dtype_name(dtype));
+    /* The kernels index with int dimensions (as BLAS does). */
+    if (rows > INT_MAX || cols > INT_MAX)
+        return gpumat__fail(ctx, GPUMAT_ERR_SHAPE,
+                            "matrix_create: %zux%zu: each dimension must be at most %d",
+                            rows, cols, INT_MAX);
     if (dtype == GPUMAT_F64 && !ctx->info.has_fp64)
         return gpumat__fail(ctx, GPUMAT_ERR_UNSUPPORTED,
                             "matrix_create: f64 needs cl_khr_fp64, which %s does not support",

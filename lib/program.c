@@ -1,7 +1,8 @@
 /*
  * program.c - builds the embedded kernel programs for a context, lazily:
  * a program is compiled the first time one of its kernels is needed, once
- * per element type, with the context's profile parameters.
+ * per element type, with the context's profile parameters, or loaded from
+ * the persistent kernel cache (cache.c) when an earlier process built it.
  */
 #include "gpumat_internal.h"
 
@@ -48,18 +49,9 @@ static gpumat_status fail_build(gpumat_context *ctx, cl_program program, cl_int 
     return status;
 }
 
-static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
-                           cl_program *out)
+static gpumat_status compile(gpumat_context *ctx, const char *name, const char *text,
+                             gpumat_dtype dtype, const char *options, cl_program *out)
 {
-    const char *name = program_names[id];
-    const char *text = embedded_text(name);
-    if (!text)
-        return gpumat__fail(ctx, GPUMAT_ERR_BUILD, "kernel source '%s' is not embedded", name);
-
-    char options[sizeof ctx->build_options + 64];
-    snprintf(options, sizeof options, "%s %s", ctx->build_options,
-             dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float");
-
     cl_int err;
     cl_program program = clCreateProgramWithSource(ctx->cl_ctx, 1, &text, NULL, &err);
     if (err != CL_SUCCESS)
@@ -72,6 +64,45 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     }
     *out = program;
     return GPUMAT_OK;
+}
+
+/* The persistent cache first; the compiler when it has nothing usable, and
+ * then the result goes back into the cache. */
+static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
+                           cl_program *out)
+{
+    const char *name = program_names[id];
+    const char *text = embedded_text(name);
+    if (!text)
+        return gpumat__fail(ctx, GPUMAT_ERR_BUILD, "kernel source '%s' is not embedded", name);
+
+    char options[sizeof ctx->build_options + 64];
+    snprintf(options, sizeof options, "%s %s", ctx->build_options,
+             dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float");
+
+    double start = gpumat__now_seconds();
+    gpumat__cache_entry entry;
+    bool cached = gpumat__cache_entry_init(ctx, name, text, options, &entry);
+    cl_program program = cached ? gpumat__cache_load(ctx, &entry, options) : NULL;
+    gpumat_status status = GPUMAT_OK;
+    if (program) {
+        ctx->build_stats.cache_hits++;
+    } else {
+        status = compile(ctx, name, text, dtype, options, &program);
+        if (status == GPUMAT_OK) {
+            ctx->build_stats.cache_misses++;
+            if (cached)
+                gpumat__cache_store(ctx, &entry, program);
+        }
+    }
+    if (cached)
+        gpumat__cache_entry_free(&entry);
+    if (status == GPUMAT_OK) {
+        ctx->build_stats.programs_built++;
+        ctx->build_stats.build_seconds += gpumat__now_seconds() - start;
+        *out = program;
+    }
+    return status;
 }
 
 gpumat_status gpumat__kernel(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,

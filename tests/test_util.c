@@ -1,0 +1,395 @@
+/*
+ * test_util.c - see test_util.h.
+ */
+#include "test_util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t g_seed;
+
+uint64_t tu_init(const char *program)
+{
+    const char *env = getenv("GPUMAT_TEST_SEED");
+    uint64_t seed = 0;
+    int from_env = 0;
+    if (env && *env) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 0);
+        if (errno == 0 && end && *end == '\0') {
+            seed = (uint64_t)v;
+            from_env = 1;
+        } else {
+            fprintf(stderr, "%s: ignoring unparsable GPUMAT_TEST_SEED=\"%s\"\n",
+                    program ? program : "test", env);
+        }
+    }
+    if (!from_env)
+        seed = ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & 0xffffffffffffull;
+    g_seed = seed;
+    printf("%s: seed: %" PRIu64 "  (reproduce with GPUMAT_TEST_SEED=%" PRIu64 ")\n",
+           program ? program : "test", seed, seed);
+    fflush(stdout);
+    return seed;
+}
+
+uint64_t tu_seed(void) { return g_seed; }
+
+/* splitmix64: good enough statistically and trivially reproducible. */
+uint64_t tu_rng_next(tu_rng *rng)
+{
+    uint64_t z = (rng->state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+void tu_rng_init(tu_rng *rng, uint64_t stream)
+{
+    rng->state = g_seed ^ (stream * 0xd1342543de82ef95ull + 0x2545f4914f6cdd1dull);
+    (void)tu_rng_next(rng);
+}
+
+double tu_rng_uniform(tu_rng *rng)
+{
+    for (;;) {
+        double x = (double)(tu_rng_next(rng) >> 11) * 0x1.0p-53; /* [0, 1) */
+        x = 2.0 * x - 1.0;                                      /* [-1, 1) */
+        if (fabs(x) >= 0x1.0p-20)
+            return x;
+    }
+}
+
+double *tu_random_host(tu_rng *rng, size_t n, gpumat_dtype dtype)
+{
+    double *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h)
+        return NULL;
+    for (size_t i = 0; i < n; ++i) {
+        double x = tu_rng_uniform(rng);
+        h[i] = dtype == GPUMAT_F32 ? (double)(float)x : x;
+    }
+    return h;
+}
+
+double *tu_nan_host(size_t n)
+{
+    double *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h)
+        return NULL;
+    for (size_t i = 0; i < n; ++i)
+        h[i] = NAN;
+    return h;
+}
+
+gpumat_status tu_upload(gpumat_matrix *m, const double *host)
+{
+    if (!m || !host)
+        return gpumat_matrix_upload(m, host); /* let the library say it */
+    size_t n = gpumat_matrix_rows(m) * gpumat_matrix_cols(m);
+    if (gpumat_matrix_dtype(m) == GPUMAT_F64)
+        return gpumat_matrix_upload(m, host);
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    if (!f)
+        return GPUMAT_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; ++i)
+        f[i] = (float)host[i];
+    gpumat_status s = gpumat_matrix_upload(m, f);
+    free(f);
+    return s;
+}
+
+gpumat_status tu_download(const gpumat_matrix *m, double *host)
+{
+    if (!m || !host)
+        return gpumat_matrix_download(m, host);
+    size_t n = gpumat_matrix_rows(m) * gpumat_matrix_cols(m);
+    if (gpumat_matrix_dtype(m) == GPUMAT_F64)
+        return gpumat_matrix_download(m, host);
+    float *f = malloc((n ? n : 1) * sizeof *f);
+    if (!f)
+        return GPUMAT_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; i < n; ++i)
+        f[i] = NAN;
+    gpumat_status s = gpumat_matrix_download(m, f);
+    for (size_t i = 0; i < n; ++i)
+        host[i] = (double)f[i];
+    free(f);
+    return s;
+}
+
+gpumat_status tu_poison(gpumat_matrix *m)
+{
+    size_t n = gpumat_matrix_rows(m) * gpumat_matrix_cols(m);
+    double *h = tu_nan_host(n);
+    if (!h)
+        return GPUMAT_ERR_OUT_OF_MEMORY;
+    gpumat_status s = tu_upload(m, h);
+    free(h);
+    return s;
+}
+
+gpumat_status tu_random_matrix(gpumat_context *ctx, tu_rng *rng, size_t rows, size_t cols,
+                               gpumat_dtype dtype, gpumat_matrix **m, double **host)
+{
+    *m = NULL;
+    *host = NULL;
+    gpumat_status s = gpumat_matrix_create(ctx, rows, cols, dtype, m);
+    if (s != GPUMAT_OK)
+        return s;
+    double *h = tu_random_host(rng, rows * cols, dtype);
+    if (!h) {
+        gpumat_matrix_destroy(*m);
+        *m = NULL;
+        return GPUMAT_ERR_OUT_OF_MEMORY;
+    }
+    s = tu_upload(*m, h);
+    if (s != GPUMAT_OK) {
+        free(h);
+        gpumat_matrix_destroy(*m);
+        *m = NULL;
+        return s;
+    }
+    *host = h;
+    return GPUMAT_OK;
+}
+
+void tu_ref_add(const double *a, const double *b, double *c, double *scale, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        c[i] = a[i] + b[i];
+        if (scale)
+            scale[i] = fabs(a[i]) + fabs(b[i]);
+    }
+}
+
+void tu_ref_gemm(size_t m, size_t k, size_t n, const double *a, const double *b, double *c,
+                 double *scale)
+{
+    for (size_t i = 0; i < m; ++i) {
+        double *ci = c + i * n;
+        double *si = scale ? scale + i * n : NULL;
+        for (size_t j = 0; j < n; ++j) {
+            ci[j] = 0.0;
+            if (si)
+                si[j] = 0.0;
+        }
+        for (size_t p = 0; p < k; ++p) {
+            double aip = a[i * k + p];
+            double abs_aip = fabs(aip);
+            const double *bp = b + p * n;
+            for (size_t j = 0; j < n; ++j)
+                ci[j] += aip * bp[j];
+            if (si)
+                for (size_t j = 0; j < n; ++j)
+                    si[j] += abs_aip * fabs(bp[j]);
+        }
+    }
+}
+
+void tu_ref_transpose(size_t rows, size_t cols, const double *a, double *t)
+{
+    for (size_t i = 0; i < rows; ++i)
+        for (size_t j = 0; j < cols; ++j)
+            t[j * rows + i] = a[i * cols + j];
+}
+
+double tu_unit_roundoff(gpumat_dtype dtype)
+{
+    return dtype == GPUMAT_F64 ? 0x1.0p-53 : 0x1.0p-24;
+}
+
+double tu_add_tolerance(gpumat_dtype dtype)
+{
+    return 2.0 * tu_unit_roundoff(dtype);
+}
+
+static double gamma_k(double u, size_t k)
+{
+    double ku = (double)k * u;
+    return ku / (1.0 - ku);
+}
+
+double tu_gemm_tolerance(gpumat_dtype dtype, size_t k)
+{
+    return 2.0 * (gamma_k(tu_unit_roundoff(dtype), k) + gamma_k(0x1.0p-53, k));
+}
+
+int tu_compare(const char *what, size_t rows, size_t cols, const double *out, const double *ref,
+               const double *scale, double tol, char *msg, size_t msg_size)
+{
+    size_t n = rows * cols, bad = 0, worst = 0;
+    double worst_ratio = -1.0;
+    int worst_nonfinite = 0;
+    for (size_t i = 0; i < n; ++i) {
+        double err = fabs(out[i] - ref[i]);
+        double bound = scale ? tol * scale[i] : 0.0;
+        /* Written so that NaN (in out or err) fails: !(x <= y) is true. */
+        int ok = isfinite(out[i]) && (scale ? err <= bound : out[i] == ref[i]);
+        if (!ok) {
+            double ratio = isfinite(err) ? (bound > 0 ? err / bound : err) : INFINITY;
+            int nonfinite = !isfinite(out[i]);
+            /* Report a non-finite element first, else the largest excess. */
+            if (bad == 0 || (nonfinite && !worst_nonfinite) ||
+                (nonfinite == worst_nonfinite && ratio > worst_ratio)) {
+                worst = i;
+                worst_ratio = ratio;
+                worst_nonfinite = nonfinite;
+            }
+            ++bad;
+        }
+    }
+    if (bad == 0)
+        return 1;
+    if (msg && msg_size) {
+        snprintf(msg, msg_size,
+                 "%s: %zu of %zu elements wrong; worst at (%zu, %zu): got %.17g, expected "
+                 "%.17g, |diff| %.3g, allowed %.3g",
+                 what, bad, n, cols ? worst / cols : 0, cols ? worst % cols : 0, out[worst],
+                 ref[worst], fabs(out[worst] - ref[worst]),
+                 scale ? tol * scale[worst] : 0.0);
+    }
+    return 0;
+}
+
+const char *tu_dtype_name(gpumat_dtype dtype)
+{
+    switch (dtype) {
+    case GPUMAT_F32: return "f32";
+    case GPUMAT_F64: return "f64";
+    }
+    return "?";
+}
+
+const char *tu_backend_name(gpumat_gemm_backend backend)
+{
+    switch (backend) {
+    case GPUMAT_GEMM_AUTO: return "auto";
+    case GPUMAT_GEMM_NATIVE: return "native";
+    case GPUMAT_GEMM_CLBLAST: return "clblast";
+    }
+    return "?";
+}
+
+int tu_has_fp64(const gpumat_context *ctx)
+{
+    gpumat_device_info info;
+    memset(&info, 0, sizeof info);
+    if (gpumat_context_device(ctx, &info) != GPUMAT_OK)
+        return 0;
+    return info.has_fp64 != 0;
+}
+
+int tu_contains_ci(const char *haystack, const char *needle)
+{
+    if (!haystack || !needle)
+        return 0;
+    size_t hn = strlen(haystack), nn = strlen(needle);
+    if (nn == 0)
+        return 1;
+    for (size_t i = 0; i + nn <= hn; ++i) {
+        size_t j = 0;
+        while (j < nn && tolower((unsigned char)haystack[i + j]) ==
+                             tolower((unsigned char)needle[j]))
+            ++j;
+        if (j == nn)
+            return 1;
+    }
+    return 0;
+}
+
+void tu_env_save(tu_saved_env *saved, const char *name)
+{
+    const char *v = getenv(name);
+    saved->name = name;
+    saved->value = v ? strdup(v) : NULL;
+}
+
+void tu_env_restore(tu_saved_env *saved)
+{
+    if (saved->value) {
+        setenv(saved->name, saved->value, 1);
+        free(saved->value);
+        saved->value = NULL;
+    } else {
+        unsetenv(saved->name);
+    }
+}
+
+int tu_context_works(gpumat_context *ctx, gpumat_dtype dtype, tu_rng *rng, char *msg,
+                     size_t msg_size)
+{
+    enum { M = 5, K = 7, N = 3 };
+    gpumat_matrix *a = NULL, *b = NULL, *c = NULL, *d = NULL, *p = NULL, *t = NULL;
+    double *ha = NULL, *hb = NULL, *hc = NULL;
+    double out[M * N], ref[M * N], scale[M * N];
+    double sum[M * K], sum_scale[M * K], sum_out[M * K];
+    double tref[N * M], tout[N * M];
+    int ok = 0;
+    gpumat_status s;
+    const char *step = "create";
+
+    if ((s = tu_random_matrix(ctx, rng, M, K, dtype, &a, &ha)) != GPUMAT_OK ||
+        (s = tu_random_matrix(ctx, rng, M, K, dtype, &b, &hb)) != GPUMAT_OK ||
+        (s = tu_random_matrix(ctx, rng, K, N, dtype, &c, &hc)) != GPUMAT_OK ||
+        (s = gpumat_matrix_create(ctx, M, K, dtype, &d)) != GPUMAT_OK ||
+        (s = gpumat_matrix_create(ctx, M, N, dtype, &p)) != GPUMAT_OK ||
+        (s = gpumat_matrix_create(ctx, N, M, dtype, &t)) != GPUMAT_OK)
+        goto fail;
+
+    /* d = a + b */
+    step = "add";
+    if ((s = tu_poison(d)) != GPUMAT_OK || (s = gpumat_add(d, a, b)) != GPUMAT_OK ||
+        (s = tu_download(d, sum_out)) != GPUMAT_OK)
+        goto fail;
+    tu_ref_add(ha, hb, sum, sum_scale, M * K);
+    if (!tu_compare("add 5x7 (context check)", M, K, sum_out, sum, sum_scale,
+                    tu_add_tolerance(dtype), msg, msg_size))
+        goto done;
+
+    /* p = a * c */
+    step = "multiply";
+    if ((s = tu_poison(p)) != GPUMAT_OK || (s = gpumat_multiply(p, a, c)) != GPUMAT_OK ||
+        (s = tu_download(p, out)) != GPUMAT_OK)
+        goto fail;
+    tu_ref_gemm(M, K, N, ha, hc, ref, scale);
+    if (!tu_compare("multiply 5x7x3 (context check)", M, N, out, ref, scale,
+                    tu_gemm_tolerance(dtype, K), msg, msg_size))
+        goto done;
+
+    /* t = transpose(p) */
+    step = "transpose";
+    if ((s = tu_poison(t)) != GPUMAT_OK || (s = gpumat_transpose(t, p)) != GPUMAT_OK ||
+        (s = tu_download(t, tout)) != GPUMAT_OK)
+        goto fail;
+    tu_ref_transpose(M, N, out, tref);
+    if (!tu_compare("transpose 5x3 (context check)", N, M, tout, tref, NULL, 0.0, msg,
+                    msg_size))
+        goto done;
+    ok = 1;
+    goto done;
+
+fail:
+    if (msg && msg_size)
+        snprintf(msg, msg_size, "context check: %s failed with %d (%s): %s", step, (int)s,
+                 gpumat_strerror(s), gpumat_last_error(NULL));
+done:
+    gpumat_matrix_destroy(a);
+    gpumat_matrix_destroy(b);
+    gpumat_matrix_destroy(c);
+    gpumat_matrix_destroy(d);
+    gpumat_matrix_destroy(p);
+    gpumat_matrix_destroy(t);
+    free(ha);
+    free(hb);
+    free(hc);
+    return ok;
+}
