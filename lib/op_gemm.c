@@ -4,12 +4,21 @@
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
-    static const char *const names[2][2] = {{"gemm_nn", "gemm_nt"}, {"gemm_tn", "gemm_tt"}};
-    const char *name = names[g->trans_a][g->trans_b];
+    static const char *const names[2][2][2] = {
+        {{"gemm_nn", "gemm_nt"}, {"gemm_tn", "gemm_tt"}},
+        {{"gemm_nn_small", "gemm_nt_small"}, {"gemm_tn_small", "gemm_tt_small"}}};
     const gpumat__gemm_params *p = &ctx->profile.gemm;
-    size_t local[2] = {p->ndimc, p->mdimc};
-    size_t global[2] = {gpumat__round_up(g->n, p->nwg) / p->nwg * p->ndimc,
-                        gpumat__round_up(g->m, p->mwg) / p->mwg * p->mdimc};
+    /* Big tiles reuse each loaded element more, but a product too small to
+     * give every compute unit a big tile runs faster on more, smaller ones. */
+    size_t big_groups = gpumat__round_up(g->m, p->mwg) / p->mwg *
+                        (gpumat__round_up(g->n, p->nwg) / p->nwg);
+    bool small = big_groups * 100 < (size_t)ctx->info.compute_units * p->small_pct;
+    const char *name = names[small][g->trans_a][g->trans_b];
+    unsigned mwg = small ? p->smwg : p->mwg, nwg = small ? p->snwg : p->nwg;
+    unsigned mdimc = small ? p->smdimc : p->mdimc, ndimc = small ? p->sndimc : p->ndimc;
+    size_t local[2] = {ndimc, mdimc};
+    size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,
+                        gpumat__round_up(g->m, mwg) / mwg * mdimc};
     /* Dimensions fit in int: gpumat_matrix_create caps them at INT_MAX. */
     cl_int M = (cl_int)g->m, N = (cl_int)g->n, K = (cl_int)g->k;
     cl_int lda = (cl_int)g->lda, ldb = (cl_int)g->ldb, ldc = (cl_int)g->ldc;
