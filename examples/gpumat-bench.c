@@ -2,7 +2,7 @@
  * gpumat-bench - times libgpumat against CLBlast and against the device's
  * copy bandwidth, side by side, on one device in one run.
  *
- *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy]
+ *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy,transfer,start]
  *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
  *
  * Each figure is the median of --runs timed trials after a warm-up; a trial
@@ -210,6 +210,113 @@ static void row(const config *cfg, const char *op, const char *shape_text, const
 
 /* ---- benchmarks -------------------------------------------------------------- */
 
+typedef struct transfer_arg {
+    gpumat_matrix *m;
+    void *host;
+    int down;
+} transfer_arg;
+
+static void run_transfer(void *p)
+{
+    transfer_arg *t = p;
+    gpumat_context *ctx = gpumat_matrix_context(t->m);
+    if (t->down)
+        CHECK(gpumat_matrix_download(t->m, t->host), ctx);
+    else
+        CHECK(gpumat_matrix_upload(t->m, t->host), ctx);
+}
+
+/* Host <-> device rate for `bytes`, from ordinary malloc'd memory (through
+ * the library's staging) and from gpumat_host_alloc() memory. */
+static void bench_transfer(const config *cfg, gpumat_context *ctx, size_t bytes)
+{
+    char text[64];
+    snprintf(text, sizeof text, "%zu MB", bytes >> 20);
+    gpumat_matrix *m;
+    CHECK(gpumat_matrix_create(ctx, 1, bytes / 4, GPUMAT_F32, &m), ctx);
+    void *pageable = malloc(bytes), *pinned = NULL;
+    if (!pageable) {
+        fprintf(stderr, "gpumat-bench: out of host memory\n");
+        exit(1);
+    }
+    memset(pageable, 1, bytes); /* touch every page: first-touch faults are not the bus */
+    CHECK(gpumat_host_alloc(ctx, bytes, &pinned), ctx);
+    memset(pinned, 1, bytes);
+    const char *what[2] = {"upload", "download"};
+    for (int down = 0; down < 2; ++down) {
+        transfer_arg t = {m, pageable, down};
+        row(cfg, what[down], text, "pageable", time_op(cfg, ctx, run_transfer, &t), (double)bytes,
+            "GB/s", 0);
+        t.host = pinned;
+        row(cfg, what[down], text, "pinned", time_op(cfg, ctx, run_transfer, &t), (double)bytes,
+            "GB/s", 0);
+    }
+    CHECK(gpumat_host_free(ctx, pinned), ctx);
+    free(pageable);
+    gpumat_matrix_destroy(m);
+}
+
+/* Context creation + the first 1000x1000 multiply, with the kernel cache
+ * empty (cold) and filled (warm), each in a fresh process so that driver
+ * start-up counts as it would for a user's program. */
+static void bench_start(const config *cfg, const char *self)
+{
+    char dir[] = "/tmp/gpumat-bench-cache-XXXXXX";
+    if (!mkdtemp(dir)) {
+        perror("mkdtemp");
+        return;
+    }
+    const char *phase[2] = {"cold cache", "warm cache"};
+    for (int i = 0; i < 2; ++i) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "GPUMAT_CACHE_DIR='%s' '%s' --start-child", dir, self);
+        FILE *p = popen(cmd, "r");
+        double total = -1, ctx_ms = -1, build_ms = -1;
+        if (p) {
+            if (fscanf(p, "%lf %lf %lf", &total, &ctx_ms, &build_ms) != 3)
+                total = -1;
+            pclose(p);
+        }
+        printf("%-10s %-20s %-8s %10.3f ms  (context %.1f ms, kernel build/load %.1f ms)\n",
+               "start", phase[i], "native", total, ctx_ms, build_ms);
+        if (cfg->csv)
+            fprintf(cfg->csv, "start,%s,native,%.3f,%.3f,ms\n", phase[i], total, build_ms);
+    }
+}
+
+static int start_child(void)
+{
+    enum { N = 1000 };
+    float *host = malloc((size_t)N * N * sizeof *host);
+    if (!host)
+        return 1;
+    for (size_t i = 0; i < (size_t)N * N; ++i)
+        host[i] = (float)((i * 7919u) % 2001u) / 1000.0f - 1.0f;
+    /* Timed: what a program pays from start to its first product. */
+    double t0 = now();
+    gpumat_context *ctx;
+    gpumat_matrix *a, *b, *c;
+    CHECK(gpumat_context_create(&ctx, NULL), NULL);
+    double t_ctx = now();
+    CHECK(gpumat_matrix_create(ctx, N, N, GPUMAT_F32, &a), ctx);
+    CHECK(gpumat_matrix_create(ctx, N, N, GPUMAT_F32, &b), ctx);
+    CHECK(gpumat_matrix_create(ctx, N, N, GPUMAT_F32, &c), ctx);
+    CHECK(gpumat_matrix_upload(a, host), ctx);
+    CHECK(gpumat_matrix_upload(b, host), ctx);
+    CHECK(gpumat_multiply(c, a, b), ctx);
+    CHECK(gpumat_finish(ctx), ctx);
+    double t1 = now();
+    gpumat_build_stats st;
+    CHECK(gpumat_context_build_stats(ctx, &st), ctx);
+    printf("%.3f %.3f %.3f\n", (t1 - t0) * 1e3, (t_ctx - t0) * 1e3, st.build_seconds * 1e3);
+    gpumat_matrix_destroy(a);
+    gpumat_matrix_destroy(b);
+    gpumat_matrix_destroy(c);
+    gpumat_context_destroy(ctx);
+    free(host);
+    return 0;
+}
+
 static void bench_gemm(const config *cfg, gpumat_context *nat, gpumat_context *blas,
                        gpumat_dtype dtype, gpumat_op ta, gpumat_op tb, shape s)
 {
@@ -314,9 +421,11 @@ static void guess_peak(config *cfg, const gpumat_device_info *d)
 
 int main(int argc, char **argv)
 {
-    config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,add,transpose,copy"};
+    config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,add,transpose,copy,transfer,start"};
     const char *sizes = "64,128,256,512,1000,1024,2048,4096,8192,1023x777x1531,4097,8192x64x8192,"
                         "64x8192x64";
+    if (argc == 2 && !strcmp(argv[1], "--start-child"))
+        return start_child();
     for (int i = 1; i < argc; ++i) {
         if (!strcmp(argv[i], "--quick")) {
             cfg.quick = 1;
@@ -395,6 +504,10 @@ int main(int argc, char **argv)
                 size_t *rc = cfg.quick ? quick_mem[i] : mem[i];
                 bench_memory(&cfg, nat, mem_ops[o2], rc[0], rc[1]);
             }
+    if (wants(&cfg, "transfer"))
+        bench_transfer(&cfg, nat, cfg.quick ? (size_t)64 << 20 : (size_t)256 << 20);
+    if (wants(&cfg, "start"))
+        bench_start(&cfg, argv[0]);
     gpumat_context_destroy(blas);
     gpumat_context_destroy(nat);
     if (cfg.csv)

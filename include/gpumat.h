@@ -300,12 +300,26 @@ GPUMAT_API gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows,
 GPUMAT_API void gpumat_matrix_destroy(gpumat_matrix *m);
 
 /** Copies rows*cols contiguous elements of the matrix's dtype from host
- *  memory to the matrix.  Returns once `host` may be reused. */
+ *  memory to the matrix.  Returns once `host` may be reused (the transfer
+ *  itself may still be in flight; later operations are ordered after it).
+ *  Large transfers from ordinary (pageable) memory go through pinned
+ *  staging buffers in chunks, so that the copy into staging overlaps the
+ *  DMA; memory from gpumat_host_alloc() is transferred directly. */
 GPUMAT_API gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host);
 
 /** Waits for the work queued on the matrix, then copies its rows*cols
  *  elements to host memory. */
 GPUMAT_API gpumat_status gpumat_matrix_download(const gpumat_matrix *m, void *host);
+
+/** Allocates `bytes` of page-locked (pinned) host memory through the
+ *  context's OpenCL driver (a CL_MEM_ALLOC_HOST_PTR buffer kept mapped).
+ *  Uploads from and downloads to it run at the full DMA rate of the bus.
+ *  Free it with gpumat_host_free() on the same context, before destroying
+ *  the context.  On failure *ptr is NULL. */
+GPUMAT_API gpumat_status gpumat_host_alloc(gpumat_context *ctx, size_t bytes, void **ptr);
+
+/** Frees memory from gpumat_host_alloc(); NULL is a no-op. */
+GPUMAT_API gpumat_status gpumat_host_free(gpumat_context *ctx, void *ptr);
 
 /** Shape and element type; 0 for a NULL matrix. */
 GPUMAT_API size_t gpumat_matrix_rows(const gpumat_matrix *m);

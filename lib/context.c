@@ -72,6 +72,12 @@ static gpumat_status context_alloc(gpumat_context **out, const gpumat_options *o
         free(ctx);
         return gpumat__fail(NULL, GPUMAT_ERR_OUT_OF_MEMORY, "context_create: pthread_mutex_init failed");
     }
+    if (gpumat__staging_init(ctx) != GPUMAT_OK) {
+        pthread_mutex_destroy(&ctx->lock);
+        pthread_mutex_destroy(&ctx->error_lock);
+        free(ctx);
+        return GPUMAT_ERR_OUT_OF_MEMORY;
+    }
     ctx->gemm_backend = backend;
     *out = ctx;
     return GPUMAT_OK;
@@ -92,6 +98,7 @@ static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platf
 
 static void context_free(gpumat_context *ctx)
 {
+    gpumat__staging_release(ctx);
     gpumat__programs_release(ctx);
     if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST)
         gpumat__clblast_release();

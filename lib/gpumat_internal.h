@@ -130,6 +130,29 @@ gpumat_status gpumat__kernel(gpumat_context *ctx, gpumat__program_id id,
 /* Releases every program and kernel of the context. */
 void gpumat__programs_release(gpumat_context *ctx);
 
+/* ---- transfer.c: host <-> device copies ---------------------------------- */
+
+#define GPUMAT__STAGING_CHUNK ((size_t)16 << 20)
+
+/* One pinned host allocation: a CL_MEM_ALLOC_HOST_PTR buffer kept mapped. */
+typedef struct gpumat__pinned {
+    cl_mem buffer;
+    unsigned char *host;
+    size_t bytes;
+    struct gpumat__pinned *next;
+} gpumat__pinned;
+
+typedef struct gpumat__staging {
+    pthread_mutex_t lock;          /* one transfer at a time uses the buffers */
+    gpumat__pinned *areas[2];      /* created on first large transfer */
+    cl_event pending[2];           /* last DMA that read or wrote each area */
+    gpumat__pinned *user;          /* gpumat_host_alloc() allocations */
+    int forced;                    /* GPUMAT_TRANSFER: 0 auto, 1 direct, 2 staged */
+} gpumat__staging;
+
+gpumat_status gpumat__staging_init(gpumat_context *ctx);
+void gpumat__staging_release(gpumat_context *ctx);
+
 /* ---- context.c ----------------------------------------------------------- */
 
 #define GPUMAT__MAX_KERNELS 16
@@ -172,6 +195,8 @@ struct gpumat_context {
     bool cache_resolved;
     char cache_dir[GPUMAT__CACHE_DIR_SIZE]; /* "" once resolved: no cache */
     gpumat_build_stats build_stats;
+
+    gpumat__staging staging;
 };
 
 /* ---- cache.c: the persistent kernel cache ------------------------------- */
@@ -215,6 +240,9 @@ struct gpumat_matrix {
     gpumat_dtype dtype;
     size_t bytes;
 };
+
+/* "f32", "f64" or "unknown", for messages. */
+const char *gpumat__dtype_name(gpumat_dtype dtype);
 
 /* The context to report a failure to, given operands that may be NULL. */
 gpumat_context *gpumat__context_of(const gpumat_matrix *a, const gpumat_matrix *b,

@@ -17,7 +17,7 @@ size_t gpumat_dtype_size(gpumat_dtype dtype)
     return 0;
 }
 
-static const char *dtype_name(gpumat_dtype dtype)
+const char *gpumat__dtype_name(gpumat_dtype dtype)
 {
     return dtype == GPUMAT_F32 ? "f32" : dtype == GPUMAT_F64 ? "f64" : "unknown";
 }
@@ -40,7 +40,7 @@ gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows, size_t cols
     if (rows > SIZE_MAX / cols || rows * cols > SIZE_MAX / elem)
         return gpumat__fail(ctx, GPUMAT_ERR_SIZE_OVERFLOW,
                             "matrix_create: %zux%zu %s needs more than SIZE_MAX bytes",
-                            rows, cols, dtype_name(dtype));
+                            rows, cols, gpumat__dtype_name(dtype));
     /* The kernels index with int dimensions (as BLAS does). */
     if (rows > INT_MAX || cols > INT_MAX)
         return gpumat__fail(ctx, GPUMAT_ERR_SHAPE,
@@ -55,7 +55,7 @@ gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows, size_t cols
         return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY,
                             "matrix_create: %zux%zu %s needs %zu bytes, more than the %llu "
                             "bytes %s allows in one buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE)",
-                            rows, cols, dtype_name(dtype), bytes,
+                            rows, cols, gpumat__dtype_name(dtype), bytes,
                             (unsigned long long)ctx->max_alloc_bytes, ctx->info.name);
 
     gpumat_matrix *m = calloc(1, sizeof *m);
@@ -66,7 +66,7 @@ gpumat_status gpumat_matrix_create(gpumat_context *ctx, size_t rows, size_t cols
     if (err != CL_SUCCESS) {
         free(m);
         return gpumat__fail_cl(ctx, err, "matrix_create: clCreateBuffer(%zu bytes for %zux%zu %s)",
-                               bytes, rows, cols, dtype_name(dtype));
+                               bytes, rows, cols, gpumat__dtype_name(dtype));
     }
     m->ctx = ctx;
     m->rows = rows;
@@ -84,33 +84,6 @@ void gpumat_matrix_destroy(gpumat_matrix *m)
     /* OpenCL defers the release until queued commands using it are done. */
     clReleaseMemObject(m->buffer);
     free(m);
-}
-
-gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host)
-{
-    if (!m || !host)
-        return gpumat__fail(m ? m->ctx : NULL, GPUMAT_ERR_INVALID_ARGUMENT,
-                            "matrix_upload: %s is NULL", !m ? "m" : "host");
-    /* Blocking, so that the caller may reuse `host` as soon as we return. */
-    cl_int err = clEnqueueWriteBuffer(m->ctx->queue, m->buffer, CL_TRUE, 0, m->bytes, host, 0,
-                                      NULL, NULL);
-    if (err != CL_SUCCESS)
-        return gpumat__fail_cl(m->ctx, err, "matrix_upload: clEnqueueWriteBuffer(%zux%zu %s)",
-                               m->rows, m->cols, dtype_name(m->dtype));
-    return GPUMAT_OK;
-}
-
-gpumat_status gpumat_matrix_download(const gpumat_matrix *m, void *host)
-{
-    if (!m || !host)
-        return gpumat__fail(m ? m->ctx : NULL, GPUMAT_ERR_INVALID_ARGUMENT,
-                            "matrix_download: %s is NULL", !m ? "m" : "host");
-    cl_int err = clEnqueueReadBuffer(m->ctx->queue, m->buffer, CL_TRUE, 0, m->bytes, host, 0,
-                                     NULL, NULL);
-    if (err != CL_SUCCESS)
-        return gpumat__fail_cl(m->ctx, err, "matrix_download: clEnqueueReadBuffer(%zux%zu %s)",
-                               m->rows, m->cols, dtype_name(m->dtype));
-    return GPUMAT_OK;
 }
 
 size_t gpumat_matrix_rows(const gpumat_matrix *m) { return m ? m->rows : 0; }
@@ -143,8 +116,8 @@ gpumat_status gpumat__check_operands(const char *op, size_t count,
                                 names[i]);
         if (operands[i]->dtype != operands[0]->dtype)
             return gpumat__fail(ctx, GPUMAT_ERR_DTYPE, "%s: %s is %s but %s is %s", op, names[0],
-                                dtype_name(operands[0]->dtype), names[i],
-                                dtype_name(operands[i]->dtype));
+                                gpumat__dtype_name(operands[0]->dtype), names[i],
+                                gpumat__dtype_name(operands[i]->dtype));
     }
     return GPUMAT_OK;
 }
