@@ -19,9 +19,11 @@
  * - gpumat_device_*() and gpumat_context_create() may be called from any
  *   number of threads at once.
  * - A context and every matrix made from it may be used from several
- *   threads at once: each call takes the context's lock while it enqueues
- *   work (never while it waits for the device), so the device runs the calls
- *   of one context one after another in the order they took the lock.
+ *   threads at once.  Each operation reaches the context's in-order queue
+ *   as a whole (kernel arguments are set and the kernel enqueued under the
+ *   context's lock, never held while waiting for the device), so the device
+ *   runs the operations of one context one after another, in the order
+ *   they reached the queue.
  * - Two threads writing the same matrix at once, or one writing a matrix
  *   while another reads it, get one of the two orders, never a torn result;
  *   which order is up to the scheduler.  Synchronise yourself if it matters.
@@ -197,7 +199,8 @@ GPUMAT_API const char *gpumat_vendor_name(gpumat_vendor vendor);
 /* ------------------------------------------------------------------------ */
 
 typedef enum gpumat_gemm_backend {
-    /** GPUMAT_GEMM from the environment, else the library's choice. */
+    /** GPUMAT_GEMM from the environment, else the library's choice, made
+     *  per call by the product's size (see gpumat_context_tuning()). */
     GPUMAT_GEMM_AUTO = 0,
     /** libgpumat's own OpenCL kernels; always available. */
     GPUMAT_GEMM_NATIVE = 1,
@@ -260,9 +263,46 @@ GPUMAT_API const char *gpumat_context_profile(const gpumat_context *ctx);
  *  parameters of its profile).  NULL if ctx is NULL. */
 GPUMAT_API const char *gpumat_context_build_options(const gpumat_context *ctx);
 
-/** The GEMM backend the context uses: GPUMAT_GEMM_NATIVE or
- *  GPUMAT_GEMM_CLBLAST (AUTO is resolved at creation). */
+/** The GEMM backend the context was told to use: GPUMAT_GEMM_NATIVE or
+ *  GPUMAT_GEMM_CLBLAST when options.gemm_backend or GPUMAT_GEMM forced one,
+ *  else GPUMAT_GEMM_AUTO: each gpumat_gemm() call then picks one by size
+ *  (gpumat_context_gemm_backend_for() tells which).  AUTO also for NULL. */
 GPUMAT_API gpumat_gemm_backend gpumat_context_gemm_backend(const gpumat_context *ctx);
+
+/** The backend gpumat_gemm() on ctx uses for a product of an m x k and a
+ *  k x n operand (after transposition): the forced backend, or under AUTO
+ *  the choice for that size class from the device's tuning file or, without
+ *  one, from the library's measurements for the context's profile.  AUTO
+ *  never picks CLBlast when it cannot be loaded.  GPUMAT_GEMM_AUTO for a
+ *  NULL ctx. */
+GPUMAT_API gpumat_gemm_backend gpumat_context_gemm_backend_for(const gpumat_context *ctx,
+                                                               size_t m, size_t n, size_t k);
+
+/* Tuning.  build/examples/gpumat-tune measures GEMM kernel parameters and
+ * native-versus-CLBlast per size on a device and writes a tuning file for
+ * it into the kernel cache directory (see "Kernel cache" below for how that
+ * is found; GPUMAT_CACHE=off does not affect tuning files).  A context
+ * reads its device's file when it is created, unless GPUMAT_KERNEL_PARAMS
+ * is set (which then wins) or GPUMAT_TUNING is "off", "0", "no" or "false".
+ * The file is keyed by the device name and driver version (a driver update
+ * makes it stale); one that is unreadable, malformed, of another format
+ * version, carries another key, or holds parameters the device cannot run
+ * is ignored, never an error: the context then uses its shipped profile. */
+
+/** What the context did about tuning, one line for people, e.g.
+ *  "tuned: /home/u/.cache/gpumat/tuning-0123456789abcdef.txt",
+ *  "shipped profile cpu (no tuning file /home/u/.cache/...)" or
+ *  "ignored /path: key mismatch (device ..., file ...); using shipped
+ *  profile cpu".  Owned by the context.  NULL if ctx is NULL. */
+GPUMAT_API const char *gpumat_context_tuning(const gpumat_context *ctx);
+
+/** The path of the context's device's tuning file (whether or not it
+ *  exists), as resolved when the context was created; written to `path`
+ *  (size bytes, NUL-terminated).  Fails with GPUMAT_ERR_UNSUPPORTED when no
+ *  directory could be named, GPUMAT_ERR_INVALID_ARGUMENT when a pointer is
+ *  NULL or size is too small. */
+GPUMAT_API gpumat_status gpumat_context_tuning_path(const gpumat_context *ctx, char *path,
+                                                    size_t size);
 
 /** The OpenCL context and queue the context uses (borrowed: do not
  *  release them).  NULL if ctx is NULL. */
@@ -414,6 +454,123 @@ typedef struct gpumat_build_stats {
  *  the counters grow as operations first run. */
 GPUMAT_API gpumat_status gpumat_context_build_stats(const gpumat_context *ctx,
                                                     gpumat_build_stats *stats);
+
+/* ------------------------------------------------------------------------ */
+/* Neural-network and element-wise operations                               */
+/* ------------------------------------------------------------------------ */
+/* What training a network needs besides gpumat_gemm(): linear combinations,
+ * activations and their gradients, bias broadcasts and their adjoint,
+ * softmax with the cross-entropy loss, and an optimiser step.  The rules of
+ * "Operations" above hold: one context, one dtype, outputs created with the
+ * result's shape, every call asynchronous.  Scalars are passed as double
+ * and rounded to float for F32.  Each function says which outputs may be
+ * the same matrix as an input; any other sharing is GPUMAT_ERR_ALIASING.
+ *
+ * Index vectors.  Class labels, argmax results and row indices are M x 1
+ * matrices of the data's own dtype holding whole numbers 0, 1, 2, ...
+ * (exact in F32 up to 2^24).  Keeping them ordinary matrices keeps a whole
+ * training step on the device, with no host round trip.  Because an
+ * operation returns before the device has read its operands, a bad index
+ * (negative, fractional, NaN, or too large) cannot be reported by the call:
+ * instead the outputs that depend on it become NaN, which any later check
+ * of the loss or the results will see. */
+
+/** c = alpha * op_a(a) + beta * op_b(b), element-wise (BLAS-like geam).
+ *  op_a(a), op_b(b) and c must all have c's shape.  A zero coefficient
+ *  leaves its operand unread (NaN there does not reach c), though it must
+ *  still have the right shape.  c may be a when op_a is GPUMAT_NO_TRANS and
+ *  b when op_b is GPUMAT_NO_TRANS; c aliasing a transposed operand is
+ *  GPUMAT_ERR_ALIASING.  a and b may be the same matrix. */
+GPUMAT_API gpumat_status gpumat_geam(gpumat_op op_a, double alpha, const gpumat_matrix *a,
+                                     gpumat_op op_b, double beta, const gpumat_matrix *b,
+                                     gpumat_matrix *c);
+
+/** c = a - b, element-wise (correctly rounded); same shapes.  c may be a
+ *  or b. */
+GPUMAT_API gpumat_status gpumat_sub(gpumat_matrix *c, const gpumat_matrix *a,
+                                    const gpumat_matrix *b);
+
+/** c = alpha * a; same shapes.  c may be a. */
+GPUMAT_API gpumat_status gpumat_scale(gpumat_matrix *c, double alpha, const gpumat_matrix *a);
+
+/** b = b + alpha * a (BLAS axpy); same shapes.  a may be b.  With
+ *  gpumat_scale this gives SGD and momentum updates. */
+GPUMAT_API gpumat_status gpumat_axpy(double alpha, const gpumat_matrix *a, gpumat_matrix *b);
+
+/** c = a .* b, the element-wise (Hadamard) product; same shapes.  c may be
+ *  a or b. */
+GPUMAT_API gpumat_status gpumat_hadamard(gpumat_matrix *c, const gpumat_matrix *a,
+                                         const gpumat_matrix *b);
+
+/** c[i][j] = a[i][j] + v[j]: adds the 1 x N row vector v to every row of
+ *  the M x N matrix a (a layer's bias).  c is M x N and may be a. */
+GPUMAT_API gpumat_status gpumat_add_row_vector(gpumat_matrix *c, const gpumat_matrix *a,
+                                               const gpumat_matrix *v);
+
+/** v[j] = sum over i of a[i][j]: the column sums of the M x N matrix a into
+ *  the 1 x N matrix v (a bias gradient; the adjoint of
+ *  gpumat_add_row_vector).  v must not be a. */
+GPUMAT_API gpumat_status gpumat_sum_cols(gpumat_matrix *v, const gpumat_matrix *a);
+
+/** c = max(a, 0), element-wise; same shapes.  NaN stays NaN.  c may be
+ *  a. */
+GPUMAT_API gpumat_status gpumat_relu(gpumat_matrix *c, const gpumat_matrix *a);
+
+/** dx = dy where x > 0, else 0: the gradient through gpumat_relu, given
+ *  the gradient dy of its output and its input x (the derivative at 0 is
+ *  taken as 0).  All three have one shape; dx may be dy or x. */
+GPUMAT_API gpumat_status gpumat_relu_backward(gpumat_matrix *dx, const gpumat_matrix *dy,
+                                              const gpumat_matrix *x);
+
+/** c = softmax of each row of a: c[i][j] = exp(a[i][j]) / sum_k
+ *  exp(a[i][k]), computed with the row maximum subtracted so that large
+ *  inputs do not overflow.  Any row length, including 1.  c has a's shape
+ *  and may be a. */
+GPUMAT_API gpumat_status gpumat_softmax_rows(gpumat_matrix *c, const gpumat_matrix *a);
+
+/** indices[i] = the column of the largest element of row i of the M x N
+ *  matrix a, into the M x 1 index vector `indices` (see "Index vectors"):
+ *  the first such column on ties, and the first NaN if the row holds one.
+ *  Download indices to read the predictions on the host.  For F32, N must
+ *  be at most 2^24 (GPUMAT_ERR_SHAPE otherwise) so that every column
+ *  number is exact.  indices must not be a. */
+GPUMAT_API gpumat_status gpumat_argmax_rows(gpumat_matrix *indices, const gpumat_matrix *a);
+
+/** Softmax cross-entropy of a batch, forward and backward in one pass.
+ *  logits is M x K (one row of class scores per example) and labels the
+ *  M x 1 index vector of the true classes (see "Index vectors").
+ *  loss (1 x 1) receives the mean over the M rows of
+ *  log(sum_k exp(logits[i][k])) - logits[i][labels[i]], and dlogits (M x K)
+ *  its gradient with respect to logits, (softmax(logits) - onehot(labels))
+ *  / M.  Either output may be NULL (not computed), not both.  dlogits may
+ *  be logits (in place); loss must be none of the other operands, and
+ *  labels must not be dlogits.  A bad label makes that row of dlogits, and
+ *  the loss, NaN.  For F32, K must be at most 2^24. */
+GPUMAT_API gpumat_status gpumat_softmax_cross_entropy(gpumat_matrix *loss, gpumat_matrix *dlogits,
+                                                      const gpumat_matrix *logits,
+                                                      const gpumat_matrix *labels);
+
+/** dst row i = src row indices[i]: picks M rows of the R x N matrix src
+ *  (a shuffled mini-batch, an embedding lookup).  dst is M x N, indices the
+ *  M x 1 index vector of rows of src (see "Index vectors"; rows may repeat);
+ *  a bad index fills its row of dst with NaN.  dst must be neither src nor
+ *  indices. */
+GPUMAT_API gpumat_status gpumat_gather_rows(gpumat_matrix *dst, const gpumat_matrix *src,
+                                            const gpumat_matrix *indices);
+
+/** One Adam step (Kingma and Ba) on a parameter matrix, in place:
+ *      m     = beta1 m + (1 - beta1) grad
+ *      v     = beta2 v + (1 - beta2) grad^2
+ *      param = param - lr (m / (1 - beta1^step)) / (sqrt(v / (1 - beta2^step)) + eps)
+ *  the same update as PyTorch's torch.optim.Adam.  param, grad and the
+ *  moment estimates m and v (start them at zero) have one shape and must
+ *  be four different matrices.  step counts the updates so far including
+ *  this one, from 1.  lr must be finite, beta1 and beta2 in [0, 1), eps
+ *  positive and finite; otherwise GPUMAT_ERR_INVALID_ARGUMENT. */
+GPUMAT_API gpumat_status gpumat_adam_update(gpumat_matrix *param, const gpumat_matrix *grad,
+                                            gpumat_matrix *m, gpumat_matrix *v, double lr,
+                                            double beta1, double beta2, double eps,
+                                            uint64_t step);
 
 /* ------------------------------------------------------------------------ */
 /* Asynchronous execution and events                                        */
