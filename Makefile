@@ -5,6 +5,7 @@
 #   make check           the test suite (cmocka, on whatever OpenCL device exists)
 #   make check-asan      the test suite under AddressSanitizer + UBSan
 #   make check-portability  compile every kernel variant for AMD and Intel GPUs
+#   make check-docs      every public function documented (header, docs/api.md, man page)
 #   make install [PREFIX=/usr/local] [DESTDIR=...]; make uninstall; make clean
 #
 # `make demo` and `make check` first make sure the system packages they need
@@ -14,6 +15,7 @@ PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR     ?= $(PREFIX)/share/man
 DESTDIR    ?=
 
 VERSION_HEADER := include/gpumat.h
@@ -45,7 +47,7 @@ PC      := $(B)/gpumat.pc
 EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/test_util.c,$(wildcard tests/test_*.c)))
 
-.PHONY: all lib examples tests demo bench check check-run check-asan check-tsan \
+.PHONY: all lib examples tests demo bench check check-run check-docs check-asan check-tsan \
         check-portability deps-build deps-demo deps-check install uninstall clean
 .DELETE_ON_ERROR:
 
@@ -96,12 +98,20 @@ $(PC): pkgconfig/gpumat.pc.in $(VERSION_HEADER) Makefile | $(B)
 # Examples link the shared library as a user's program would; the rpath
 # lets them run from the build tree.
 $(B)/examples/%: examples/%.c $(SHARED) $(B)/libgpumat.so | $(B)/examples
-	$(CC) $(ALL_CFLAGS) -Iinclude -MMD -MP $< -o $@ $(ALL_LDFLAGS) -L$(B) -lgpumat \
+	$(CC) $(ALL_CFLAGS) -Iinclude -MMD -MP $< $(EXTRA_SRC) -o $@ $(ALL_LDFLAGS) -L$(B) -lgpumat \
 	    -Wl,-rpath,'$$ORIGIN/..' $(LIBS)
 
 $(B)/tests/%: tests/%.c tests/test_util.c tests/test_util.h $(STATIC) | $(B)/tests
-	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -MMD -MP $< tests/test_util.c -o $@ $(ALL_LDFLAGS) \
-	    $(STATIC) -lcmocka $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -MMD -MP $< tests/test_util.c $(EXTRA_SRC) -o $@ \
+	    $(ALL_LDFLAGS) $(STATIC) -lcmocka $(LIBS)
+
+# The MLP example and its test share the data loader and the network code in
+# examples/common/ (not programs, so the examples rule does not see them).
+# `private`: the library these targets depend on must not inherit -lz.
+MLP_COMMON := $(wildcard examples/common/*.c)
+$(B)/examples/mlp $(B)/tests/test_mlp: private EXTRA_SRC := $(MLP_COMMON)
+$(B)/examples/mlp $(B)/tests/test_mlp: private LIBS += -lz
+$(B)/examples/mlp $(B)/tests/test_mlp: $(MLP_COMMON) $(wildcard examples/common/*.h)
 
 $(B) $(B)/obj $(B)/gen $(B)/tools $(B)/examples $(B)/tests:
 	mkdir -p $@
@@ -134,7 +144,12 @@ check-run: tests
 check: deps-check
 	$(MAKE) --no-print-directory all
 	$(MAKE) --no-print-directory check-run
+	$(MAKE) --no-print-directory check-docs
 	$(MAKE) --no-print-directory check-tsan
+
+# Every GPUMAT_API function has a doc comment, a docs/api.md entry and a man page.
+check-docs:
+	@tools/check-docs
 
 # Drivers that dlopen with RTLD_DEEPBIND (Intel's) cannot load under the
 # sanitizers' interceptors, so sanitizer runs use PoCL alone.
@@ -165,11 +180,14 @@ install: lib
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libgpumat.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 644 $(PC) $(DESTDIR)$(PKGCONFIGDIR)/gpumat.pc
+	install -d $(DESTDIR)$(MANDIR)/man3
+	install -m 644 docs/man/*.3 $(DESTDIR)$(MANDIR)/man3/
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/gpumat.h $(DESTDIR)$(LIBDIR)/libgpumat.so.$(VERSION) \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libgpumat.so \
-	      $(DESTDIR)$(LIBDIR)/libgpumat.a $(DESTDIR)$(PKGCONFIGDIR)/gpumat.pc
+	      $(DESTDIR)$(LIBDIR)/libgpumat.a $(DESTDIR)$(PKGCONFIGDIR)/gpumat.pc \
+	      $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(wildcard docs/man/*.3)))
 
 clean:
 	rm -rf build

@@ -10,9 +10,15 @@
  *              blocks strided by 4*MDIMC and 4*NDIMC, so that each local
  *              read is one 4-wide vector and neighbouring work-items read
  *              neighbouring vectors (no bank conflicts, coalesced stores).
- *   SMWG, SNWG, SMDIMC, SNDIMC  the same for the "_small" kernels, which
- *              the host picks when the big tiles would leave compute units
- *              idle.
+ *   SMWG, SNWG, SMDIMC, SNDIMC, SKWG  the same for the "_small" kernels,
+ *              which the host picks when the big tiles would leave compute
+ *              units idle.
+ *   MWG64, NWG64, MDIMC64, NDIMC64, KWG64  the big tile and depth for
+ *              double (the small double tile uses KWG64 too).
+ *   LBUF, LBUF64  local buffers per tile (1 or 2): 2 fills one while the
+ *              other is read, with one barrier per K step instead of two.
+ *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
+ *              width) cover an MSUB x NSUB patch of the work-item grid.
  * A is staged transposed (As[k][m]) so that both operands are read along
  * the tile's M or N side.  The next K step's tiles are fetched into
  * registers while the current one is multiplied, so global latency hides
@@ -26,8 +32,24 @@
 #ifdef GPUMAT_FP64
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #define REAL4 double4
+/* Doubles take twice the registers and local memory: their own big tile,
+ * depth and buffering. */
+#define GKWG KWG64
+#define SGKWG KWG64
+#define GLBUF LBUF64
+#define BMWG MWG64
+#define BNWG NWG64
+#define BMDIMC MDIMC64
+#define BNDIMC NDIMC64
 #else
 #define REAL4 float4
+#define GKWG KWG
+#define SGKWG SKWG
+#define GLBUF LBUF
+#define BMWG MWG
+#define BNWG NWG
+#define BMDIMC MDIMC
+#define BNDIMC NDIMC
 #endif
 
 /* Local rows are padded by one vector: keeps 4-element alignment for the
@@ -37,61 +59,146 @@
 #define GEMM_UNROLL _Pragma("unroll")
 
 /* The kernel body is a macro so that one source can hold two tile shapes:
- * register arrays need compile-time sizes. */
-#define GEMM_DEFINE(SUF, MW, NW, MD, ND)                                                 \
-void gemm_load_##SUF(const int M, const int N, const int K, const int k0,               \
-                     __global const REAL *A, const int lda, __global const REAL *B,     \
-                     const int ldb, const int trans_a, const int trans_b,               \
-                     const int m0, const int n0, const int tid,                         \
-                     REAL *pa, REAL *pb)                                                \
-{                                                                                       \
-    const int vec_a = (lda & 3) == 0 && m0 + MW <= M && k0 + KWG <= K;                  \
-    const int vec_b = (ldb & 3) == 0 && n0 + NW <= N && k0 + KWG <= K;                  \
-    GEMM_UNROLL                                                                         \
-    for (int q = 0; q < MW * KWG / (4 * MD * ND); ++q) {                                \
-        const int i = tid + q * MD * ND;                                                \
-        /* Four consecutive elements along the operand's stored row. */                \
-        const int r = trans_a ? k0 + i / (MW / 4) : m0 + i / (KWG / 4);                 \
-        const int c = trans_a ? m0 + i % (MW / 4) * 4 : k0 + i % (KWG / 4) * 4;         \
-        const int rows = trans_a ? K : M, cols = trans_a ? M : K;                       \
-        __global const REAL *p = A + (size_t)r * lda + c;                               \
-        if (vec_a) {                                                                    \
-            const REAL4 v = *(__global const REAL4 *)p;                                 \
-            pa[4 * q] = v.s0; pa[4 * q + 1] = v.s1;                                     \
-            pa[4 * q + 2] = v.s2; pa[4 * q + 3] = v.s3;                                 \
-        } else {                                                                        \
+ * register arrays need compile-time sizes.  Helpers are macros too, so that
+ * the register arrays they fill never need an address (which would put them
+ * in slow private memory on some compilers).
+ *   QA, QB: 4-element pieces of the A and B tiles each work-item fetches. */
+#define GEMM_QA(MW, MD, ND, KW) ((MW) * KW / (4 * (MD) * (ND)))
+
+/* Element offsets of work-item tid's q-th 4-element piece of the A and B
+ * tiles at K step k0 (A as stored: M x K, or K x M when transposed). */
+#define GEMM_AOFF(MW, MD, ND, k0, q, KW)                                                \
+    (trans_a ? (size_t)((k0) + (tid + (q) * MD * ND) / (MW / 4)) * lda + m0 +           \
+                   (tid + (q) * MD * ND) % (MW / 4) * 4                                 \
+             : (size_t)(m0 + (tid + (q) * MD * ND) / (KW / 4)) * lda + (k0) +           \
+                   (tid + (q) * MD * ND) % (KW / 4) * 4)
+#define GEMM_BOFF(NW, MD, ND, k0, q, KW)                                                \
+    (trans_b ? (size_t)(n0 + (tid + (q) * MD * ND) / (KW / 4)) * ldb + (k0) +           \
+                   (tid + (q) * MD * ND) % (KW / 4) * 4                                 \
+             : (size_t)((k0) + (tid + (q) * MD * ND) / (NW / 4)) * ldb + n0 +           \
+                   (tid + (q) * MD * ND) % (NW / 4) * 4)
+
+/* Fetches the K step at k0 into pa/pb: vectors when the tile is whole,
+ * else bounds-checked elements (zeros outside). */
+#define GEMM_FETCH(MW, NW, MD, ND, k0, KW)                                              \
+    if (vec_a && (k0) + KW <= K) {                                                      \
+        GEMM_UNROLL                                                                     \
+        for (int q = 0; q < GEMM_QA(MW, MD, ND, KW); ++q)                               \
+            pa[q] = *(__global const REAL4 *)(A + GEMM_AOFF(MW, MD, ND, k0, q, KW));    \
+    } else {                                                                            \
+        GEMM_UNROLL                                                                     \
+        for (int q = 0; q < GEMM_QA(MW, MD, ND, KW); ++q) {                             \
+            const int i = tid + q * MD * ND;                                            \
+            const int r = trans_a ? (k0) + i / (MW / 4) : m0 + i / (KW / 4);            \
+            const int c = trans_a ? m0 + i % (MW / 4) * 4 : (k0) + i % (KW / 4) * 4;    \
+            const int rows = trans_a ? K : M, cols = trans_a ? M : K;                   \
+            __global const REAL *p = A + (size_t)r * lda + c;                           \
+            REAL t[4];                                                                  \
             GEMM_UNROLL                                                                 \
             for (int v = 0; v < 4; ++v)                                                 \
-                pa[4 * q + v] = r < rows && c + v < cols ? p[v] : 0;                    \
+                t[v] = r < rows && c + v < cols ? p[v] : 0;                             \
+            pa[q] = (REAL4)(t[0], t[1], t[2], t[3]);                                    \
+        }                                                                               \
+    }                                                                                   \
+    if (vec_b && (k0) + KW <= K) {                                                      \
+        GEMM_UNROLL                                                                     \
+        for (int q = 0; q < GEMM_QA(NW, MD, ND, KW); ++q)                               \
+            pb[q] = *(__global const REAL4 *)(B + GEMM_BOFF(NW, MD, ND, k0, q, KW));    \
+    } else {                                                                            \
+        GEMM_UNROLL                                                                     \
+        for (int q = 0; q < GEMM_QA(NW, MD, ND, KW); ++q) {                             \
+            const int i = tid + q * MD * ND;                                            \
+            const int r = trans_b ? n0 + i / (KW / 4) : (k0) + i / (NW / 4);            \
+            const int c = trans_b ? (k0) + i % (KW / 4) * 4 : n0 + i % (NW / 4) * 4;    \
+            const int rows = trans_b ? N : K, cols = trans_b ? K : N;                   \
+            __global const REAL *p = B + (size_t)r * ldb + c;                           \
+            REAL t[4];                                                                  \
+            GEMM_UNROLL                                                                 \
+            for (int v = 0; v < 4; ++v)                                                 \
+                t[v] = r < rows && c + v < cols ? p[v] : 0;                             \
+            pb[q] = (REAL4)(t[0], t[1], t[2], t[3]);                                    \
+        }                                                                               \
+    }
+
+
+/* Stores pa/pb into the local tiles at Al/Bl (A transposed: Al[k][m]). */
+#define GEMM_STORE(MW, NW, MD, ND, Al, Bl, KW)                                          \
+    GEMM_UNROLL                                                                         \
+    for (int q = 0; q < GEMM_QA(MW, MD, ND, KW); ++q) {                                 \
+        const int i = tid + q * MD * ND;                                                \
+        if (trans_a) {                                                                  \
+            *(__local REAL4 *)(Al + i / (MW / 4) * (MW + LPAD) + i % (MW / 4) * 4) =    \
+                pa[q];                                                                  \
+        } else {                                                                        \
+            __local REAL *s = Al + i % (KW / 4) * 4 * (MW + LPAD) + i / (KW / 4);       \
+            s[0] = pa[q].s0;                                                            \
+            s[MW + LPAD] = pa[q].s1;                                                    \
+            s[2 * (MW + LPAD)] = pa[q].s2;                                              \
+            s[3 * (MW + LPAD)] = pa[q].s3;                                              \
         }                                                                               \
     }                                                                                   \
     GEMM_UNROLL                                                                         \
-    for (int q = 0; q < NW * KWG / (4 * MD * ND); ++q) {                                \
+    for (int q = 0; q < GEMM_QA(NW, MD, ND, KW); ++q) {                                 \
         const int i = tid + q * MD * ND;                                                \
-        const int r = trans_b ? n0 + i / (KWG / 4) : k0 + i / (NW / 4);                 \
-        const int c = trans_b ? k0 + i % (KWG / 4) * 4 : n0 + i % (NW / 4) * 4;         \
-        const int rows = trans_b ? N : K, cols = trans_b ? K : N;                       \
-        __global const REAL *p = B + (size_t)r * ldb + c;                               \
-        if (vec_b) {                                                                    \
-            const REAL4 v = *(__global const REAL4 *)p;                                 \
-            pb[4 * q] = v.s0; pb[4 * q + 1] = v.s1;                                     \
-            pb[4 * q + 2] = v.s2; pb[4 * q + 3] = v.s3;                                 \
+        if (trans_b) {                                                                  \
+            __local REAL *s = Bl + i % (KW / 4) * 4 * (NW + LPAD) + i / (KW / 4);       \
+            s[0] = pb[q].s0;                                                            \
+            s[NW + LPAD] = pb[q].s1;                                                    \
+            s[2 * (NW + LPAD)] = pb[q].s2;                                              \
+            s[3 * (NW + LPAD)] = pb[q].s3;                                              \
         } else {                                                                        \
-            GEMM_UNROLL                                                                 \
-            for (int v = 0; v < 4; ++v)                                                 \
-                pb[4 * q + v] = r < rows && c + v < cols ? p[v] : 0;                    \
+            *(__local REAL4 *)(Bl + i / (NW / 4) * (NW + LPAD) + i % (NW / 4) * 4) =    \
+                pb[q];                                                                  \
         }                                                                               \
-    }                                                                                   \
-}                                                                                       \
-                                                                                        \
+    }
+
+/* Multiplies the local tiles at Al/Bl into acc. */
+#define GEMM_COMPUTE(MW, NW, MD, ND, Al, Bl, KW)                                        \
+    GEMM_UNROLL                                                                         \
+    for (int kk = 0; kk < KW; ++kk) {                                                   \
+        REAL a[MW / MD], b[NW / ND];                                                    \
+        GEMM_UNROLL                                                                     \
+        for (int i = 0; i < MW / MD / 4; ++i) {                                         \
+            const REAL4 v = *(__local const REAL4 *)                                    \
+                (Al + kk * (MW + LPAD) + i * 4 * MD + ty * 4);                          \
+            a[4 * i] = v.s0; a[4 * i + 1] = v.s1;                                       \
+            a[4 * i + 2] = v.s2; a[4 * i + 3] = v.s3;                                   \
+        }                                                                               \
+        GEMM_UNROLL                                                                     \
+        for (int j = 0; j < NW / ND / 4; ++j) {                                         \
+            const REAL4 v = *(__local const REAL4 *)                                    \
+                (Bl + kk * (NW + LPAD) + j * 4 * ND + tx * 4);                          \
+            b[4 * j] = v.s0; b[4 * j + 1] = v.s1;                                       \
+            b[4 * j + 2] = v.s2; b[4 * j + 3] = v.s3;                                   \
+        }                                                                               \
+        GEMM_UNROLL                                                                     \
+        for (int i = 0; i < MW / MD; ++i)                                               \
+            GEMM_UNROLL                                                                 \
+            for (int j = 0; j < NW / ND; ++j)                                           \
+                acc[i][j] = mad(a[i], b[j], acc[i][j]);                                 \
+    }
+
+/* Work-item (tx, ty) of the MD x ND grid: sub-blocks of MSUB x NSUB
+ * consecutive work-items (a warp or wavefront, when MSUB*NSUB is the SIMD
+ * width) cover MSUB x NSUB patches, which narrows the set of local vectors
+ * one SIMD instruction reads.  Plain row-major order when MSUB/NSUB do not
+ * divide the grid. */
+#define GEMM_SUB_OK(MD, ND) ((ND) % NSUB == 0 && (MD) % MSUB == 0)
+#define GEMM_NS(MD, ND) (GEMM_SUB_OK(MD, ND) ? NSUB : (ND))
+#define GEMM_MS(MD, ND) (GEMM_SUB_OK(MD, ND) ? MSUB : 1)
+
+#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW)                                            \
 void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
                      const REAL beta, __global const REAL *A, const int lda,            \
                      __global const REAL *B, const int ldb, __global REAL *C,           \
                      const int ldc, const int trans_a, const int trans_b,               \
                      __local REAL *As, __local REAL *Bs)                                \
 {                                                                                       \
-    const int tx = get_local_id(0), ty = get_local_id(1);                               \
-    const int tid = ty * ND + tx;                                                       \
+    const int tid = get_local_id(1) * ND + get_local_id(0);                             \
+    const int ns = GEMM_NS(MD, ND), ms = GEMM_MS(MD, ND);                               \
+    const int lane = tid % (ms * ns), sb = tid / (ms * ns);                             \
+    const int tx = sb % (ND / ns) * ns + lane % ns;                                     \
+    const int ty = sb / (ND / ns) * ms + lane / ns;                                     \
     const int m0 = get_group_id(1) * MW, n0 = get_group_id(0) * NW;                     \
     REAL acc[MW / MD][NW / ND];                                                         \
     GEMM_UNROLL                                                                         \
@@ -99,66 +206,33 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
         GEMM_UNROLL                                                                     \
         for (int j = 0; j < NW / ND; ++j)                                               \
             acc[i][j] = 0;                                                              \
-    REAL pa[MW * KWG / (MD * ND)], pb[NW * KWG / (MD * ND)];                            \
-    gemm_load_##SUF(M, N, K, 0, A, lda, B, ldb, trans_a, trans_b, m0, n0, tid, pa, pb); \
-                                                                                        \
-    for (int k0 = 0; k0 < K; k0 += KWG) {                                               \
-        GEMM_UNROLL                                                                     \
-        for (int q = 0; q < MW * KWG / (4 * MD * ND); ++q) {                            \
-            const int i = tid + q * MD * ND;                                            \
-            if (trans_a) {                                                              \
-                const int kk = i / (MW / 4), mm = i % (MW / 4) * 4;                     \
-                GEMM_UNROLL                                                             \
-                for (int v = 0; v < 4; ++v)                                             \
-                    As[kk * (MW + LPAD) + mm + v] = pa[4 * q + v];                      \
-            } else {                                                                    \
-                const int mm = i / (KWG / 4), kk = i % (KWG / 4) * 4;                   \
-                GEMM_UNROLL                                                             \
-                for (int v = 0; v < 4; ++v)                                             \
-                    As[(kk + v) * (MW + LPAD) + mm] = pa[4 * q + v];                    \
-            }                                                                           \
+    /* Whole tiles with rows aligned to 4 elements load as vectors. */                  \
+    const int vec_a = (lda & 3) == 0 && m0 + MW <= M;                                   \
+    const int vec_b = (ldb & 3) == 0 && n0 + NW <= N;                                   \
+    REAL4 pa[GEMM_QA(MW, MD, ND, KW)], pb[GEMM_QA(NW, MD, ND, KW)];                     \
+    GEMM_FETCH(MW, NW, MD, ND, 0, KW)                                                   \
+    GEMM_STORE(MW, NW, MD, ND, As, Bs, KW)                                              \
+    barrier(CLK_LOCAL_MEM_FENCE);                                                       \
+    /* GLBUF == 2: the next step's tiles go to the other buffer while this              \
+     * one is read, one barrier per step; 1: one buffer, two barriers. */               \
+    int cur = 0;                                                                        \
+    for (int k0 = 0; k0 < K; k0 += KW) {                                                \
+        const int more = k0 + KW < K;                                                   \
+        if (more) {                                                                     \
+            GEMM_FETCH(MW, NW, MD, ND, k0 + KW, KW)                                     \
         }                                                                               \
-        GEMM_UNROLL                                                                     \
-        for (int q = 0; q < NW * KWG / (4 * MD * ND); ++q) {                            \
-            const int i = tid + q * MD * ND;                                            \
-            if (trans_b) {                                                              \
-                const int nn = i / (KWG / 4), kk = i % (KWG / 4) * 4;                   \
-                GEMM_UNROLL                                                             \
-                for (int v = 0; v < 4; ++v)                                             \
-                    Bs[(kk + v) * (NW + LPAD) + nn] = pb[4 * q + v];                    \
-            } else {                                                                    \
-                const int kk = i / (NW / 4), nn = i % (NW / 4) * 4;                     \
-                GEMM_UNROLL                                                             \
-                for (int v = 0; v < 4; ++v)                                             \
-                    Bs[kk * (NW + LPAD) + nn + v] = pb[4 * q + v];                      \
-            }                                                                           \
+        __local const REAL *Ac = As + cur * (KW * (MW + LPAD));                         \
+        __local const REAL *Bc = Bs + cur * (KW * (NW + LPAD));                         \
+        GEMM_COMPUTE(MW, NW, MD, ND, Ac, Bc, KW)                                        \
+        if (GLBUF == 2) {                                                               \
+            cur ^= 1;                                                                   \
+        } else {                                                                        \
+            barrier(CLK_LOCAL_MEM_FENCE);                                               \
         }                                                                               \
-        barrier(CLK_LOCAL_MEM_FENCE);                                                   \
-        if (k0 + KWG < K)                                                               \
-            gemm_load_##SUF(M, N, K, k0 + KWG, A, lda, B, ldb, trans_a, trans_b, m0,    \
-                            n0, tid, pa, pb);                                           \
-        GEMM_UNROLL                                                                     \
-        for (int kk = 0; kk < KWG; ++kk) {                                              \
-            REAL a[MW / MD], b[NW / ND];                                                \
-            GEMM_UNROLL                                                                 \
-            for (int i = 0; i < MW / MD / 4; ++i) {                                     \
-                const REAL4 v = *(__local const REAL4 *)                                \
-                    (As + kk * (MW + LPAD) + i * 4 * MD + ty * 4);                      \
-                a[4 * i] = v.s0; a[4 * i + 1] = v.s1;                                   \
-                a[4 * i + 2] = v.s2; a[4 * i + 3] = v.s3;                               \
-            }                                                                           \
-            GEMM_UNROLL                                                                 \
-            for (int j = 0; j < NW / ND / 4; ++j) {                                     \
-                const REAL4 v = *(__local const REAL4 *)                                \
-                    (Bs + kk * (NW + LPAD) + j * 4 * ND + tx * 4);                      \
-                b[4 * j] = v.s0; b[4 * j + 1] = v.s1;                                   \
-                b[4 * j + 2] = v.s2; b[4 * j + 3] = v.s3;                               \
-            }                                                                           \
-            GEMM_UNROLL                                                                 \
-            for (int i = 0; i < MW / MD; ++i)                                           \
-                GEMM_UNROLL                                                             \
-                for (int j = 0; j < NW / ND; ++j)                                       \
-                    acc[i][j] = mad(a[i], b[j], acc[i][j]);                             \
+        if (more) {                                                                     \
+            __local REAL *An = As + cur * (KW * (MW + LPAD));                           \
+            __local REAL *Bn = Bs + cur * (KW * (NW + LPAD));                           \
+            GEMM_STORE(MW, NW, MD, ND, An, Bn, KW)                                      \
         }                                                                               \
         barrier(CLK_LOCAL_MEM_FENCE);                                                   \
     }                                                                                   \
@@ -190,26 +264,26 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
 
 /* One entry point per transpose case, so each compiles to a specialised
  * body with its own load order. */
-#define GEMM_KERNEL(name, SUF, MW, NW, MD, ND, ta, tb)                                  \
+#define GEMM_KERNEL(name, SUF, MW, NW, MD, ND, ta, tb, KW)                              \
     __kernel __attribute__((reqd_work_group_size(ND, MD, 1)))                           \
     void name(const int M, const int N, const int K, const REAL alpha,                  \
               const REAL beta, __global const REAL *A, const int lda,                   \
               __global const REAL *B, const int ldb, __global REAL *C, const int ldc)   \
     {                                                                                   \
-        __local REAL4 As[KWG * (MW + LPAD) / 4];                                        \
-        __local REAL4 Bs[KWG * (NW + LPAD) / 4];                                        \
+        __local REAL4 As[GLBUF * KW * (MW + LPAD) / 4];                                 \
+        __local REAL4 Bs[GLBUF * KW * (NW + LPAD) / 4];                                 \
         gemm_tile_##SUF(M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ta, tb,           \
                         (__local REAL *)As, (__local REAL *)Bs);                        \
     }
 
-GEMM_DEFINE(big, MWG, NWG, MDIMC, NDIMC)
-GEMM_DEFINE(small, SMWG, SNWG, SMDIMC, SNDIMC)
+GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG)
+GEMM_DEFINE(small, SMWG, SNWG, SMDIMC, SNDIMC, SGKWG)
 
-GEMM_KERNEL(gemm_nn, big, MWG, NWG, MDIMC, NDIMC, 0, 0)
-GEMM_KERNEL(gemm_nt, big, MWG, NWG, MDIMC, NDIMC, 0, 1)
-GEMM_KERNEL(gemm_tn, big, MWG, NWG, MDIMC, NDIMC, 1, 0)
-GEMM_KERNEL(gemm_tt, big, MWG, NWG, MDIMC, NDIMC, 1, 1)
-GEMM_KERNEL(gemm_nn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0)
-GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1)
-GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0)
-GEMM_KERNEL(gemm_tt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1)
+GEMM_KERNEL(gemm_nn, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG)
+GEMM_KERNEL(gemm_nt, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG)
+GEMM_KERNEL(gemm_tn, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG)
+GEMM_KERNEL(gemm_tt, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG)
+GEMM_KERNEL(gemm_nn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG)
+GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG)
+GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG)
+GEMM_KERNEL(gemm_tt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, SGKWG)

@@ -87,7 +87,8 @@ int main(int argc, char **argv)
     printf("device:   %s (%s, %s %s), profile %s, GEMM backend %s\n", dev.name, dev.platform_name,
            gpumat_vendor_name(dev.vendor), gpumat_device_type_name(dev.type),
            gpumat_context_profile(ctx),
-           gpumat_context_gemm_backend(ctx) == GPUMAT_GEMM_CLBLAST ? "CLBlast" : "native");
+           gpumat_context_gemm_backend_for(ctx, n, n, n) == GPUMAT_GEMM_CLBLAST ? "CLBlast"
+                                                                                : "native");
     printf("problem:  %zu x %zu times %zu x %zu, float, seed %u\n", n, n, n, n, seed);
 
     int failed = check(gpumat_matrix_create(ctx, n, n, GPUMAT_F32, &ma), ctx, "matrix_create") ||

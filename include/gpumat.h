@@ -178,12 +178,13 @@ typedef struct gpumat_device_info {
 GPUMAT_API gpumat_status gpumat_device_list(gpumat_device_info *out,
                                             size_t capacity, size_t *count);
 
+typedef struct gpumat_options gpumat_options;
+
 /** Names the device gpumat_context_create(options) would pick: its position
  *  in gpumat_device_list() order goes to `*index`, and a one-line reason
  *  (e.g. "GPU preferred over CPU; 132 compute units") to `reason` (at most
  *  reason_size bytes, NUL-terminated; reason may be NULL).  options may be
  *  NULL. */
-typedef struct gpumat_options gpumat_options;
 GPUMAT_API gpumat_status gpumat_device_choose(const gpumat_options *options,
                                               size_t *index, char *reason,
                                               size_t reason_size);

@@ -19,7 +19,7 @@ void gpumat_options_init(gpumat_options *options)
         memset(options, 0, sizeof *options);
 }
 
-/* options first, then GPUMAT_GEMM, then the library's default. */
+/* options first, then GPUMAT_GEMM; neither: AUTO, chosen per call. */
 static gpumat_status resolve_gemm_backend(const gpumat_options *options,
                                           gpumat_gemm_backend *backend)
 {
@@ -47,9 +47,10 @@ static gpumat_status resolve_gemm_backend(const gpumat_options *options,
             return gpumat__fail(NULL, GPUMAT_ERR_UNSUPPORTED,
                                 "%s asks for CLBlast, but it cannot be loaded: %s", source, why);
     }
-    /* Until measurements per device say otherwise, the native kernels are the
-     * default: they are always present and behave identically everywhere. */
-    *backend = wanted == GPUMAT_GEMM_AUTO ? GPUMAT_GEMM_NATIVE : wanted;
+    /* AUTO stays AUTO: gemm() then picks a backend per call by size class,
+     * from the device's tuning file or the profile's measured table
+     * (tuning.c). */
+    *backend = wanted;
     return GPUMAT_OK;
 }
 
@@ -91,7 +92,7 @@ static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platf
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
                         NULL) == CL_SUCCESS)
         ctx->max_alloc_bytes = max_alloc;
-    gpumat_status status = gpumat__profile_choose(&ctx->info, &ctx->profile);
+    gpumat_status status = gpumat__profile_choose(&ctx->info, &ctx->profile, &ctx->tuning);
     gpumat__profile_build_options(&ctx->profile, ctx->build_options, sizeof ctx->build_options);
     return status;
 }
@@ -100,7 +101,7 @@ static void context_free(gpumat_context *ctx)
 {
     gpumat__staging_release(ctx);
     gpumat__programs_release(ctx);
-    if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST)
+    if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST || ctx->clblast_used)
         gpumat__clblast_release();
     if (ctx->queue)
         clReleaseCommandQueue(ctx->queue);

@@ -67,11 +67,21 @@ gpumat_status gpumat__device_pick(const gpumat__device *devices, size_t count,
 typedef struct gpumat__gemm_params {
     unsigned mwg, nwg, kwg;  /* work-group tile: rows of C, cols of C, depth */
     unsigned mdimc, ndimc;   /* work-group shape: threads along rows, cols   */
-    /* The "_small" kernels' tile and shape (same depth kwg), used when the
+    /* The "_small" kernels' tile and shape (depth skwg), used when the
      * big tiles would give fewer than small_pct/100 work-groups per
      * compute unit. */
     unsigned smwg, snwg, smdimc, sndimc;
     unsigned small_pct;
+    unsigned kwg64;          /* depth for double (kwg is for float)            */
+    unsigned lbuf, lbuf64;   /* local tile buffers, 1 or 2 (float, double):
+                              * 2 fills one while the other is read, one
+                              * barrier per K step instead of two         */
+    unsigned msub, nsub;     /* work-items of one SIMD group cover an
+                              * msub x nsub patch of the mdimc x ndimc grid
+                              * (msub 1, nsub ndimc: plain row-major)      */
+    unsigned mwg64, nwg64, mdimc64, ndimc64; /* the big tile for double        */
+    unsigned skwg;           /* depth of the "_small" float tiles (double's
+                              * use kwg64)                                 */
 } gpumat__gemm_params;
 
 typedef struct gpumat__profile {
@@ -93,8 +103,13 @@ const gpumat__profile *gpumat__profile_for(const gpumat_device_info *info);
 /* The profile a context uses: gpumat__profile_for(), unless GPUMAT_PROFILE
  * names another shipped profile; then GPUMAT_KERNEL_PARAMS
  * ("MWG=128,NWG=64,...") overrides single parameters (for tuning and
- * tests).  A bad value fails with GPUMAT_ERR_INVALID_ARGUMENT. */
-gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out);
+ * tests).  A bad value fails with GPUMAT_ERR_INVALID_ARGUMENT.  Without
+ * GPUMAT_KERNEL_PARAMS, the device's tuning file (tuning.c) overrides them
+ * when it is valid; *tuning (may be NULL) receives what happened and the
+ * GEMM dispatch table.  The tuning file never makes this fail. */
+typedef struct gpumat__tuning gpumat__tuning;
+gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out,
+                                     gpumat__tuning *tuning);
 
 /* Every shipped profile, for tools and tests that go through them all. */
 size_t gpumat__profile_count(void);
@@ -103,12 +118,52 @@ const gpumat__profile *gpumat__profile_at(size_t i);
 /* Writes the profile's OpenCL build options ("-D..." list) into buf. */
 void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t size);
 
+/* ---- tuning.c: measured parameters and per-call GEMM dispatch ----------- */
+
+#define GPUMAT__TUNING_MAX_CLASSES 16
+#define GPUMAT__TUNING_PATH_SIZE (4096 + 64)
+#define GPUMAT__TUNING_NOTE_SIZE (GPUMAT__TUNING_PATH_SIZE + 1024)
+
+/* Products with cbrt(m*n*k) <= limit (and above the previous class's
+ * limit) use `backend` under AUTO dispatch; the last class takes every
+ * larger product too. */
+typedef struct gpumat__gemm_class {
+    unsigned limit;
+    gpumat_gemm_backend backend;
+} gpumat__gemm_class;
+
+struct gpumat__tuning {
+    char path[GPUMAT__TUNING_PATH_SIZE];  /* the device's tuning file; "" if none */
+    char note[GPUMAT__TUNING_NOTE_SIZE];  /* gpumat_context_tuning() */
+    unsigned class_count;
+    gpumat__gemm_class classes[GPUMAT__TUNING_MAX_CLASSES];
+};
+
+/* profile.c's own checks, handed to tuning.c so that a file's parameters
+ * pass exactly the GPUMAT_KERNEL_PARAMS rules and the device's limits. */
+typedef gpumat_status (*gpumat__params_apply_fn)(gpumat__profile *p, const char *spec);
+typedef bool (*gpumat__params_fit_fn)(const gpumat__profile *p, const gpumat_device_info *info);
+
+/* Fills *tuning for a device whose profile is *profile and applies the
+ * tuning file's parameters to *profile when the file is valid (not when
+ * params_from_env: GPUMAT_KERNEL_PARAMS wins and the file is not read).
+ * Never fails and leaves the thread's last error as it was. */
+void gpumat__tuning_apply(const gpumat_device_info *info, gpumat__profile *profile,
+                          bool params_from_env, gpumat__params_apply_fn apply,
+                          gpumat__params_fit_fn fit, gpumat__tuning *tuning);
+
+/* The backend gpumat_gemm() uses on ctx for an m x k by k x n product: the
+ * forced one, or under AUTO the size class's (native when CLBlast is
+ * missing).  No lock needed: it reads only what creation fixed. */
+gpumat_gemm_backend gpumat__gemm_choose(const gpumat_context *ctx, size_t m, size_t n, size_t k);
+
 /* ---- program.c: embedded kernels, lazily built ------------------------- */
 
 typedef enum gpumat__program_id {
     GPUMAT__PROGRAM_ELEMENTWISE = 0,
     GPUMAT__PROGRAM_TRANSPOSE,
     GPUMAT__PROGRAM_GEMM,
+    GPUMAT__PROGRAM_ML,
     GPUMAT__PROGRAM_COUNT
 } gpumat__program_id;
 
@@ -175,7 +230,9 @@ struct gpumat_context {
     gpumat_device_info info;
     gpumat__profile profile;   /* a copy: overrides may change it */
     char build_options[512];
-    gpumat_gemm_backend gemm_backend;
+    gpumat_gemm_backend gemm_backend; /* forced, or AUTO: per call (tuning.c) */
+    gpumat__tuning tuning;     /* the tuning file's outcome, AUTO's size classes */
+    bool clblast_used;         /* an AUTO call ran CLBlast (guarded by lock) */
     uint64_t max_alloc_bytes;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
 
     /* Serialises every call on the context and its matrices: kernel

@@ -10,12 +10,16 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     const gpumat__gemm_params *p = &ctx->profile.gemm;
     /* Big tiles reuse each loaded element more, but a product too small to
      * give every compute unit a big tile runs faster on more, smaller ones. */
-    size_t big_groups = gpumat__round_up(g->m, p->mwg) / p->mwg *
-                        (gpumat__round_up(g->n, p->nwg) / p->nwg);
+    bool f64 = g->dtype == GPUMAT_F64;
+    /* Doubles have their own big tile (twice the registers per element). */
+    unsigned bmwg = f64 ? p->mwg64 : p->mwg, bnwg = f64 ? p->nwg64 : p->nwg;
+    unsigned bmdimc = f64 ? p->mdimc64 : p->mdimc, bndimc = f64 ? p->ndimc64 : p->ndimc;
+    size_t big_groups = gpumat__round_up(g->m, bmwg) / bmwg *
+                        (gpumat__round_up(g->n, bnwg) / bnwg);
     bool small = big_groups * 100 < (size_t)ctx->info.compute_units * p->small_pct;
     const char *name = names[small][g->trans_a][g->trans_b];
-    unsigned mwg = small ? p->smwg : p->mwg, nwg = small ? p->snwg : p->nwg;
-    unsigned mdimc = small ? p->smdimc : p->mdimc, ndimc = small ? p->sndimc : p->ndimc;
+    unsigned mwg = small ? p->smwg : bmwg, nwg = small ? p->snwg : bnwg;
+    unsigned mdimc = small ? p->smdimc : bmdimc, ndimc = small ? p->sndimc : bndimc;
     size_t local[2] = {ndimc, mdimc};
     size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,
                         gpumat__round_up(g->m, mwg) / mwg * mdimc};
@@ -24,7 +28,6 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     cl_int lda = (cl_int)g->lda, ldb = (cl_int)g->ldb, ldc = (cl_int)g->ldc;
     cl_float alpha32 = (cl_float)g->alpha, beta32 = (cl_float)g->beta;
     cl_double alpha64 = g->alpha, beta64 = g->beta;
-    bool f64 = g->dtype == GPUMAT_F64;
     size_t scalar = f64 ? sizeof(cl_double) : sizeof(cl_float);
     const void *alpha = f64 ? (const void *)&alpha64 : (const void *)&alpha32;
     const void *beta = f64 ? (const void *)&beta64 : (const void *)&beta32;
@@ -82,11 +85,15 @@ static gpumat_status gemm(const char *fn, gpumat_op op_a, gpumat_op op_b, double
         .alpha = alpha, .beta = beta, .a = a->buffer, .b = b->buffer, .c = c->buffer,
         .lda = a->cols, .ldb = b->cols, .ldc = c->cols,
     };
+    /* The forced backend, or AUTO's choice for this size (tuning.c). */
+    gpumat_gemm_backend backend = gpumat__gemm_choose(ctx, m, n, ka);
     pthread_mutex_lock(&ctx->lock);
-    if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST)
+    if (backend == GPUMAT_GEMM_CLBLAST) {
+        ctx->clblast_used = true;
         status = gpumat__clblast_gemm(ctx, &call);
-    else
+    } else {
         status = gpumat__native_gemm(ctx, &call);
+    }
     pthread_mutex_unlock(&ctx->lock);
     return status;
 }

@@ -14,20 +14,26 @@
 #include <string.h>
 
 static const gpumat__profile profiles[] = {
-    /* 132 SMs with 64K registers each: large 128x128 tiles, 8x8 outputs
-     * per work-item, 256 work-items, depth 8 (measured: 46 TFLOP/s against
-     * 39 at depth 16, from fewer prefetch registers); 64x64 tiles of 64
-     * work-items when
-     * 128x128 would not give every SM a work-group. */
-    {"nvidia-gpu", {128, 128, 8, 16, 16, 64, 64, 8, 8, 100}, 32, 256},
+    /* 132 SMs with 64K registers each.  Float: 128x128 tiles of 128
+     * work-items (8x16 grid, 16x8 outputs each), depth 8, one local buffer,
+     * warps over 4x8 patches (docs/gemm-notes.md round 2: 47.5-48 TFLOP/s;
+     * NVIDIA's compiler gives ~230 registers, two groups per SM).  Small
+     * 64x64 tiles of 8x16 work-items at depth 16 when 128x128 would not give
+     * every SM a group.  Double: 128x128 of 16x16 work-items, depth 16. */
+    {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 16, 1, 1, 4, 8, 128, 128, 16, 16, 16},
+     32, 256},
     /* wavefronts of 64 and a 256 work-item default limit. */
-    {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100}, 32, 256},
-    {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100}, 32, 256},
+    {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16},
+     32, 256},
+    {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16},
+     32, 256},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
-    {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100}, 16, 64},
+    {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16},
+     16, 64},
     /* PoCL and other CPU drivers run a work-group as a loop: small groups
      * with larger per-item blocks keep the loop body vectorisable. */
-    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100}, 16, 64},
+    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16},
+     16, 64},
 };
 
 static const gpumat__profile *find(const char *name)
@@ -42,14 +48,21 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
 {
     const gpumat__gemm_params *g = &p->gemm;
     size_t gemm_items = (size_t)g->mdimc * g->ndimc;
+    size_t gemm64_items = (size_t)g->mdimc64 * g->ndimc64;
     size_t small_items = (size_t)g->smdimc * g->sndimc;
     size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
-    /* Two local tiles of KWG x (MWG+4) doubles in the worst case (cl/gemm.cl
-     * pads each row by 4). */
-    unsigned widest = g->mwg + g->nwg > g->smwg + g->snwg ? g->mwg + g->nwg : g->smwg + g->snwg;
-    uint64_t local = (uint64_t)g->kwg * (widest + 8) * 8;
+    /* LBUF copies of the KWG x (MWG+4) and KWG x (NWG+4) local tiles
+     * (cl/gemm.cl pads each row by 4), for floats and for doubles. */
+    uint64_t big32 = (uint64_t)g->kwg * (g->mwg + g->nwg + 8);
+    uint64_t small32 = (uint64_t)g->skwg * (g->smwg + g->snwg + 8);
+    uint64_t local32 = (uint64_t)g->lbuf * (big32 > small32 ? big32 : small32) * 4;
+    unsigned widest64 = g->mwg64 + g->nwg64 > g->smwg + g->snwg ? g->mwg64 + g->nwg64
+                                                                : g->smwg + g->snwg;
+    uint64_t local64 = (uint64_t)g->lbuf64 * g->kwg64 * (widest64 + 8) * 8;
+    uint64_t local = local32 > local64 ? local32 : local64;
     return info->max_work_group_size == 0 ||
            (gemm_items <= info->max_work_group_size &&
+            gemm64_items <= info->max_work_group_size &&
             small_items <= info->max_work_group_size &&
             transpose_items <= info->max_work_group_size &&
             p->elementwise_wg <= info->max_work_group_size &&
@@ -76,9 +89,13 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
 {
     snprintf(buf, size,
              "-cl-std=CL1.2 -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u "
-             "-DSMWG=%u -DSNWG=%u -DSMDIMC=%u -DSNDIMC=%u -DTS=%u -DTR=%u",
+             "-DSMWG=%u -DSNWG=%u -DSMDIMC=%u -DSNDIMC=%u -DKWG64=%u -DLBUF=%u -DLBUF64=%u "
+             "-DMSUB=%u -DNSUB=%u -DMWG64=%u -DNWG64=%u -DMDIMC64=%u -DNDIMC64=%u -DSKWG=%u "
+             "-DTS=%u -DTR=%u",
              p->gemm.mwg, p->gemm.nwg, p->gemm.kwg, p->gemm.mdimc, p->gemm.ndimc,
-             p->gemm.smwg, p->gemm.snwg, p->gemm.smdimc, p->gemm.sndimc,
+             p->gemm.smwg, p->gemm.snwg, p->gemm.smdimc, p->gemm.sndimc, p->gemm.kwg64,
+             p->gemm.lbuf, p->gemm.lbuf64, p->gemm.msub, p->gemm.nsub, p->gemm.mwg64,
+             p->gemm.nwg64, p->gemm.mdimc64, p->gemm.ndimc64, p->gemm.skwg,
              p->transpose_tile, gpumat__transpose_rows(p));
 }
 
@@ -104,6 +121,16 @@ static const struct {
     {"SMDIMC", offsetof(gpumat__profile, gemm.smdimc)},
     {"SNDIMC", offsetof(gpumat__profile, gemm.sndimc)},
     {"SMALLPCT", offsetof(gpumat__profile, gemm.small_pct)},
+    {"KWG64", offsetof(gpumat__profile, gemm.kwg64)},
+    {"LBUF", offsetof(gpumat__profile, gemm.lbuf)},
+    {"LBUF64", offsetof(gpumat__profile, gemm.lbuf64)},
+    {"MSUB", offsetof(gpumat__profile, gemm.msub)},
+    {"NSUB", offsetof(gpumat__profile, gemm.nsub)},
+    {"MWG64", offsetof(gpumat__profile, gemm.mwg64)},
+    {"NWG64", offsetof(gpumat__profile, gemm.nwg64)},
+    {"MDIMC64", offsetof(gpumat__profile, gemm.mdimc64)},
+    {"NDIMC64", offsetof(gpumat__profile, gemm.ndimc64)},
+    {"SKWG", offsetof(gpumat__profile, gemm.skwg)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"WG", offsetof(gpumat__profile, elementwise_wg)},
 };
@@ -141,15 +168,21 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
     }
     const gpumat__gemm_params *g = &p->gemm;
     if (!tile_ok(g->mwg, g->nwg, g->kwg, g->mdimc, g->ndimc) ||
-        !tile_ok(g->smwg, g->snwg, g->kwg, g->smdimc, g->sndimc) || p->transpose_tile % 4)
+        !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
+        !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) ||
+        !tile_ok(g->smwg, g->snwg, g->kwg64, g->smdimc, g->sndimc) || g->lbuf > 2 ||
+        g->lbuf64 > 2 || p->transpose_tile % 4)
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of 4*MDIMC, NWG "
                             "of 4*NDIMC, KWG of 4, MWG*KWG and NWG*KWG of 4*MDIMC*NDIMC (the "
-                            "same for SMWG, SNWG, SMDIMC, SNDIMC) and TS of 4", spec);
+                            "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG, and with KWG64 "
+                            "for MWG64, NWG64, MDIMC64, NDIMC64 and the small tile), LBUF and "
+                            "LBUF64 1 or 2, and TS a multiple of 4", spec);
     return GPUMAT_OK;
 }
 
-gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out)
+gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__profile *out,
+                                     gpumat__tuning *tuning)
 {
     const gpumat__profile *p = gpumat__profile_for(info);
     const char *name = getenv("GPUMAT_PROFILE");
@@ -172,5 +205,8 @@ gpumat_status gpumat__profile_choose(const gpumat_device_info *info, gpumat__pro
                               "profile %s%s%s does not fit %s (work-group or local memory limit)",
                               out->name, spec && *spec ? " with GPUMAT_KERNEL_PARAMS=" : "",
                               spec && *spec ? spec : "", info->name);
+    /* The device's tuning file (tuning.c), unless GPUMAT_KERNEL_PARAMS rules. */
+    if (status == GPUMAT_OK && tuning)
+        gpumat__tuning_apply(info, out, spec && *spec, apply_overrides, fits, tuning);
     return status;
 }

@@ -14,6 +14,7 @@ static const char *const program_names[GPUMAT__PROGRAM_COUNT] = {
     [GPUMAT__PROGRAM_ELEMENTWISE] = "elementwise",
     [GPUMAT__PROGRAM_TRANSPOSE] = "transpose",
     [GPUMAT__PROGRAM_GEMM] = "gemm",
+    [GPUMAT__PROGRAM_ML] = "ml",
 };
 
 static const char *embedded_text(const char *name)

@@ -347,7 +347,7 @@ static void test_context_reports(void **state)
     print_message("profile \"%s\", build options \"%s\"\n", profile, opts);
 
     gpumat_gemm_backend be = gpumat_context_gemm_backend(ctx);
-    assert_true(be == GPUMAT_GEMM_NATIVE || be == GPUMAT_GEMM_CLBLAST);
+    assert_true(be == GPUMAT_GEMM_AUTO || be == GPUMAT_GEMM_NATIVE || be == GPUMAT_GEMM_CLBLAST);
 
     /* The OpenCL objects: an in-order queue on the reported device. */
     cl_context clctx = gpumat_context_cl_context(ctx);

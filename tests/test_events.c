@@ -613,10 +613,12 @@ static void test_record_event(void **state)
     CHECK_CL(clGetEventInfo(ev, CL_EVENT_COMMAND_QUEUE, sizeof evq, &evq, NULL));
     assert_true(evctx == gpumat_context_cl_context(g_ctx));
     assert_true(evq == gpumat_context_cl_queue(g_ctx));
-    /* The caller holds exactly one reference. */
+    /* The caller holds a reference.  (The exact count is not checked: the
+     * spec calls CL_EVENT_REFERENCE_COUNT stale on return, and PoCL may
+     * still hold its own reference briefly after completion.) */
     cl_uint refs = 0;
     CHECK_CL(clGetEventInfo(ev, CL_EVENT_REFERENCE_COUNT, sizeof refs, &refs, NULL));
-    assert_int_equal(refs, 1);
+    assert_true(refs >= 1);
 
     /* Without gpumat_finish: clWaitForEvents on a recorded event suffices,
      * and the work before it is done (the queue is in order). */

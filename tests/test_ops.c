@@ -582,7 +582,8 @@ static void test_env_gemm_clblast(void **state)
     check_env_backend("clblast", GPUMAT_GEMM_CLBLAST);
 }
 
-/* Without the variable, AUTO resolves to one of the two real backends. */
+/* Without the variable, AUTO stays AUTO (chosen per call), and each call
+ * resolves to one of the two real backends. */
 static void test_env_gemm_unset(void **state)
 {
     (void)state;
@@ -591,8 +592,10 @@ static void test_env_gemm_unset(void **state)
     if (!ctx)
         fail_msg("context_create -> %d: %s", (int)s, gpumat_last_error(NULL));
     gpumat_gemm_backend got = gpumat_context_gemm_backend(ctx);
+    gpumat_gemm_backend call = gpumat_context_gemm_backend_for(ctx, 100, 100, 100);
     gpumat_context_destroy(ctx);
-    assert_true(got == GPUMAT_GEMM_NATIVE || got == GPUMAT_GEMM_CLBLAST);
+    assert_int_equal(got, GPUMAT_GEMM_AUTO);
+    assert_true(call == GPUMAT_GEMM_NATIVE || call == GPUMAT_GEMM_CLBLAST);
 }
 
 /* An explicit options.gemm_backend wins over the variable. */
