@@ -158,10 +158,12 @@ SANITIZER_ENV := OCL_ICD_VENDORS=/etc/OpenCL/vendors/pocl.icd
 check-asan: deps-check
 	$(SANITIZER_ENV) $(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined OPT="-O1 -g" check-run
 
-# The thread-safety test under ThreadSanitizer.
+# The tests that run library code on several threads, under ThreadSanitizer:
+# callers' threads, and the copy threads of staged transfers.
+TSAN_TESTS = build/tsan/tests/test_threads build/tsan/tests/test_transfer
 check-tsan: deps-check
-	$(MAKE) --no-print-directory B=build/tsan SANITIZE=thread OPT="-O1 -g" build/tsan/tests/test_threads
-	@$(SANITIZER_ENV) tools/run-tests build/tsan/tests build/tsan/tests/test_threads
+	$(MAKE) --no-print-directory B=build/tsan SANITIZE=thread OPT="-O1 -g" $(TSAN_TESTS)
+	@$(SANITIZER_ENV) tools/run-tests build/tsan/tests $(TSAN_TESTS)
 
 check-portability: deps-check $(B)/tools/print_profiles $(B)/gen/embedded_kernels.c
 	@tools/ensure-deps portability

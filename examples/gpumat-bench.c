@@ -4,10 +4,13 @@
  *
  *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy,transfer,start]
  *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
+ *                [--openblas | --no-openblas]
  *
  * Each figure is the median of --runs timed trials after a warm-up; a trial
  * enqueues enough repetitions to last >= 20 ms, then waits for the device
  * (gpumat_finish) before the clock is read.  GEMM shapes are M x N x K.
+ * On a CPU device (or with --openblas) OpenBLAS's cblas_?gemm on the host is
+ * timed beside each GEMM as the CPU reference.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <gpumat.h>
@@ -26,6 +29,7 @@ typedef struct shape {
 typedef struct config {
     int runs;
     int quick;
+    int openblas; /* also time OpenBLAS on the host (default: when the device is a CPU) */
     FILE *csv;
     double peak_sp, peak_dp; /* TFLOP/s; 0 = unknown */
     const char *ops;
@@ -60,6 +64,45 @@ static void die(const char *what, gpumat_status s, const gpumat_context *ctx)
             die(#call, s_, ctx);                                                             \
     } while (0)
 
+/* ---- OpenBLAS, the CPU reference when the device is a CPU (PoCL) -------- */
+
+/* cblas_?gemm with CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112
+ * and 32-bit integers (Debian's libopenblas0). */
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                               const float *, int, float, float *, int);
+typedef void (*cblas_dgemm_fn)(int, int, int, int, int, int, double, const double *, int,
+                               const double *, int, double, double *, int);
+static cblas_sgemm_fn openblas_sgemm;
+static cblas_dgemm_fn openblas_dgemm;
+
+static void load_openblas(void)
+{
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        void *f = dlsym(h, "cblas_sgemm"), *g = dlsym(h, "cblas_dgemm");
+        memcpy(&openblas_sgemm, &f, sizeof f);
+        memcpy(&openblas_dgemm, &g, sizeof g);
+    }
+}
+
+typedef struct host_gemm_arg {
+    int f64, ta, tb, m, n, k;
+    void *a, *b, *c;
+} host_gemm_arg;
+
+static void run_openblas(void *p)
+{
+    const host_gemm_arg *g = p;
+    int lda = g->ta ? g->m : g->k, ldb = g->tb ? g->k : g->n;
+    int ta = g->ta ? 112 : 111, tb = g->tb ? 112 : 111;
+    if (g->f64)
+        openblas_dgemm(101, ta, tb, g->m, g->n, g->k, 1.0, g->a, lda, g->b, ldb, 0.0, g->c, g->n);
+    else
+        openblas_sgemm(101, ta, tb, g->m, g->n, g->k, 1.0f, g->a, lda, g->b, ldb, 0.0f, g->c, g->n);
+}
+
 /* ---- CLBlast's transpose, for comparison (loaded like the library does) -- */
 
 typedef int (*omatcopy_fn)(int layout, int trans, size_t m, size_t n, float alpha, cl_mem a,
@@ -86,10 +129,12 @@ typedef void (*op_fn)(void *arg);
 static double time_op(const config *cfg, gpumat_context *ctx, op_fn fn, void *arg)
 {
     fn(arg); /* warm-up: kernel build, first-touch allocation */
-    CHECK(gpumat_finish(ctx), ctx);
+    if (ctx)
+        CHECK(gpumat_finish(ctx), ctx);
     double t0 = now();
     fn(arg);
-    CHECK(gpumat_finish(ctx), ctx);
+    if (ctx)
+        CHECK(gpumat_finish(ctx), ctx);
     double once = now() - t0;
     int reps = once > 0.02 ? 1 : (int)(0.02 / (once > 1e-6 ? once : 1e-6)) + 1;
     if (reps > 1000)
@@ -99,7 +144,8 @@ static double time_op(const config *cfg, gpumat_context *ctx, op_fn fn, void *ar
         t0 = now();
         for (int i = 0; i < reps; ++i)
             fn(arg);
-        CHECK(gpumat_finish(ctx), ctx);
+        if (ctx)
+            CHECK(gpumat_finish(ctx), ctx);
         t[r] = (now() - t0) / reps;
     }
     qsort(t, (size_t)cfg->runs, sizeof *t, cmp_double);
@@ -134,6 +180,12 @@ static void run_transpose(void *p)
 {
     pair_arg *g = p;
     CHECK(gpumat_transpose(g->c, g->a), g->ctx);
+}
+
+static void run_gpumat_copy(void *p)
+{
+    pair_arg *g = p;
+    CHECK(gpumat_copy(g->c, g->a), g->ctx);
 }
 
 static void run_copy(void *p)
@@ -228,6 +280,18 @@ static void run_transfer(void *p)
 
 /* Host <-> device rate for `bytes`, from ordinary malloc'd memory (through
  * the library's staging) and from gpumat_host_alloc() memory. */
+typedef struct host_copy_arg {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} host_copy_arg;
+
+static void run_host_copy(void *p)
+{
+    const host_copy_arg *h = p;
+    memcpy(h->dst, h->src, h->bytes);
+}
+
 static void bench_transfer(const config *cfg, gpumat_context *ctx, size_t bytes)
 {
     char text[64];
@@ -242,6 +306,11 @@ static void bench_transfer(const config *cfg, gpumat_context *ctx, size_t bytes)
     memset(pageable, 1, bytes); /* touch every page: first-touch faults are not the bus */
     CHECK(gpumat_host_alloc(ctx, bytes, &pinned), ctx);
     memset(pinned, 1, bytes);
+    /* One core's memcpy from pageable memory: the rate a driver's (or a
+     * single-threaded) staging copy can reach at best. */
+    host_copy_arg hc = {pinned, pageable, bytes};
+    row(cfg, "memcpy", text, "1 thread", time_op(cfg, NULL, run_host_copy, &hc), (double)bytes,
+        "GB/s", 0);
     const char *what[2] = {"upload", "download"};
     for (int down = 0; down < 2; ++down) {
         transfer_arg t = {m, pageable, down};
@@ -258,7 +327,9 @@ static void bench_transfer(const config *cfg, gpumat_context *ctx, size_t bytes)
 
 /* Context creation + the first 1000x1000 multiply, with the kernel cache
  * empty (cold) and filled (warm), each in a fresh process so that driver
- * start-up counts as it would for a user's program. */
+ * start-up counts as it would for a user's program.  The cold run also
+ * turns off the drivers' own compile caches (NVIDIA's, PoCL's), which
+ * would otherwise hide the compile a first-time user waits for. */
 static void bench_start(const config *cfg, const char *self)
 {
     char dir[] = "/tmp/gpumat-bench-cache-XXXXXX";
@@ -269,7 +340,8 @@ static void bench_start(const config *cfg, const char *self)
     const char *phase[2] = {"cold cache", "warm cache"};
     for (int i = 0; i < 2; ++i) {
         char cmd[512];
-        snprintf(cmd, sizeof cmd, "GPUMAT_CACHE_DIR='%s' '%s' --start-child", dir, self);
+        snprintf(cmd, sizeof cmd, "%sGPUMAT_CACHE_DIR='%s' '%s' --start-child",
+                 i == 0 ? "CUDA_CACHE_DISABLE=1 POCL_KERNEL_CACHE=0 " : "", dir, self);
         FILE *p = popen(cmd, "r");
         double total = -1, ctx_ms = -1, build_ms = -1;
         if (p) {
@@ -345,6 +417,26 @@ static void bench_gemm(const config *cfg, gpumat_context *nat, gpumat_context *b
         gpumat_matrix_destroy(g.b);
         gpumat_matrix_destroy(g.c);
     }
+    if (cfg->openblas && openblas_sgemm && openblas_dgemm && s.m <= 8192 && s.n <= 8192 &&
+        s.k <= 8192) {
+        size_t es = dtype == GPUMAT_F64 ? sizeof(double) : sizeof(float);
+        host_gemm_arg h = {dtype == GPUMAT_F64, ta != GPUMAT_NO_TRANS, tb != GPUMAT_NO_TRANS,
+                           (int)s.m, (int)s.n, (int)s.k, NULL, NULL, NULL};
+        h.a = malloc(s.m * s.k * es);
+        h.b = malloc(s.k * s.n * es);
+        h.c = malloc(s.m * s.n * es);
+        if (h.a && h.b && h.c) {
+            for (size_t i = 0; i < s.m * s.k * es; ++i)
+                ((unsigned char *)h.a)[i] = 0x3c; /* finite, nonzero: no denormal slow paths */
+            for (size_t i = 0; i < s.k * s.n * es; ++i)
+                ((unsigned char *)h.b)[i] = 0x3c;
+            row(cfg, opname, text, "openblas", time_op(cfg, NULL, run_openblas, &h), flops,
+                "TFLOP/s", 0);
+        }
+        free(h.a);
+        free(h.b);
+        free(h.c);
+    }
 }
 
 static void bench_memory(const config *cfg, gpumat_context *ctx, const char *op, size_t rows,
@@ -362,6 +454,8 @@ static void bench_memory(const config *cfg, gpumat_context *ctx, const char *op,
         row(cfg, "add", text, "native", time_op(cfg, ctx, run_add, &g), 3 * bytes, "GB/s", 0);
     } else if (!strcmp(op, "copy")) {
         CHECK(gpumat_matrix_create(ctx, rows, cols, GPUMAT_F32, &g.c), ctx);
+        row(cfg, "copy", text, "native", time_op(cfg, ctx, run_gpumat_copy, &g), 2 * bytes,
+            "GB/s", 0);
         row(cfg, "copy", text, "opencl", time_op(cfg, ctx, run_copy, &g), 2 * bytes, "GB/s", 0);
     } else {
         CHECK(gpumat_matrix_create(ctx, cols, rows, GPUMAT_F32, &g.c), ctx);
@@ -448,9 +542,14 @@ int main(int argc, char **argv)
             cfg.peak_sp = atof(argv[++i]);
         else if (!strcmp(argv[i], "--peak-dp-tflops") && i + 1 < argc)
             cfg.peak_dp = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--openblas"))
+            cfg.openblas = 1;
+        else if (!strcmp(argv[i], "--no-openblas"))
+            cfg.openblas = -1;
         else {
             fprintf(stderr, "usage: gpumat-bench [--quick] [--sizes N,MxNxK,...] [--ops LIST] "
-                            "[--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]\n");
+                            "[--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]\n"
+                            "                    [--openblas | --no-openblas]\n");
             return 2;
         }
     }
@@ -470,6 +569,15 @@ int main(int argc, char **argv)
     gpumat_device_info d;
     gpumat_context_device(nat, &d);
     guess_peak(&cfg, &d);
+    /* On a CPU device, OpenBLAS on the same cores is the reference to beat. */
+    if (cfg.openblas == 0)
+        cfg.openblas = d.type == GPUMAT_DEVICE_CPU;
+    cfg.openblas = cfg.openblas > 0;
+    if (cfg.openblas)
+        load_openblas();
+    if (cfg.openblas && !openblas_sgemm)
+        fprintf(stderr, "gpumat-bench: no OpenBLAS comparison: libopenblas.so.0 not found "
+                        "(apt-get install libopenblas0)\n");
     printf("device: %s | %s | driver %s | profile %s\n", d.name, d.platform_name,
            d.driver_version, gpumat_context_profile(nat));
     printf("peak: FP32 %.1f TFLOP/s, FP64 %.1f TFLOP/s (0 = unknown); median of %d runs\n\n",

@@ -344,8 +344,9 @@ GPUMAT_API void gpumat_matrix_destroy(gpumat_matrix *m);
  *  memory to the matrix.  Returns once `host` may be reused (the transfer
  *  itself may still be in flight; later operations are ordered after it).
  *  Large transfers from ordinary (pageable) memory go through pinned
- *  staging buffers in chunks, so that the copy into staging overlaps the
- *  DMA; memory from gpumat_host_alloc() is transferred directly. */
+ *  staging buffers in chunks, copied by several threads so that the copy
+ *  into staging keeps pace with the DMA; memory from gpumat_host_alloc()
+ *  is transferred directly. */
 GPUMAT_API gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host);
 
 /** Waits for the work queued on the matrix, then copies its rows*cols

@@ -187,7 +187,12 @@ void gpumat__programs_release(gpumat_context *ctx);
 
 /* ---- transfer.c: host <-> device copies ---------------------------------- */
 
-#define GPUMAT__STAGING_CHUNK ((size_t)16 << 20)
+/* Staged transfers move GPUMAT__STAGING_CHUNK bytes per DMA.  Up to
+ * GPUMAT__STAGING_MAX_WORKERS threads copy between the caller's memory and
+ * the pinned areas at once (one core's memcpy is slower than the bus), each
+ * with two areas of its own so that its copy overlaps its last DMA. */
+#define GPUMAT__STAGING_CHUNK ((size_t)4 << 20)
+#define GPUMAT__STAGING_MAX_WORKERS 8
 
 /* One pinned host allocation: a CL_MEM_ALLOC_HOST_PTR buffer kept mapped. */
 typedef struct gpumat__pinned {
@@ -198,11 +203,12 @@ typedef struct gpumat__pinned {
 } gpumat__pinned;
 
 typedef struct gpumat__staging {
-    pthread_mutex_t lock;          /* one transfer at a time uses the buffers */
-    gpumat__pinned *areas[2];      /* created on first large transfer */
-    cl_event pending[2];           /* last DMA that read or wrote each area */
+    pthread_mutex_t lock;          /* one transfer at a time uses the areas */
+    gpumat__pinned *areas[2 * GPUMAT__STAGING_MAX_WORKERS]; /* created on demand */
+    cl_event pending[2 * GPUMAT__STAGING_MAX_WORKERS];      /* last DMA on each area */
     gpumat__pinned *user;          /* gpumat_host_alloc() allocations */
     int forced;                    /* GPUMAT_TRANSFER: 0 auto, 1 direct, 2 staged */
+    unsigned workers;              /* copy threads per staged transfer */
 } gpumat__staging;
 
 gpumat_status gpumat__staging_init(gpumat_context *ctx);

@@ -3,18 +3,23 @@
  *
  * A DMA engine can only read or write page-locked host memory.  From
  * ordinary (pageable) memory a driver first copies into its own pinned
- * buffer and then starts the DMA, one after the other; that halves the rate
- * or worse.  Large transfers here go through two pinned staging areas of the
- * context instead: while the DMA moves one chunk, the CPU copies the next
- * one into the other area.  Memory from gpumat_host_alloc() is pinned
- * already and is handed to the driver directly; so are small transfers
- * (the overlap does not pay) and transfers on devices that share host
- * memory (there is no bus to overlap with).
+ * buffer and then starts the DMA, one after the other, on one core; that
+ * gives a fraction of the bus.  Large transfers here go through pinned
+ * staging areas of the context instead, in chunks: several threads copy
+ * chunks between the caller's memory and the areas while the DMA engine
+ * moves the chunks copied before (one core's memcpy is slower than the bus,
+ * so one copying thread cannot keep it busy).  Memory from
+ * gpumat_host_alloc() is pinned already and is handed to the driver
+ * directly; so are small transfers (the overlap does not pay) and
+ * transfers on devices that share host memory (there is no bus).
  */
 #include "gpumat_internal.h"
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Below this, one direct call beats splitting into chunks. */
 #define DIRECT_LIMIT ((size_t)4 << 20)
@@ -65,13 +70,23 @@ gpumat_status gpumat__staging_init(gpumat_context *ctx)
      * device ("direct" or "staged"). */
     const char *mode = getenv("GPUMAT_TRANSFER");
     ctx->staging.forced = !mode ? 0 : !strcmp(mode, "direct") ? 1 : !strcmp(mode, "staged") ? 2 : 0;
+    /* Copy threads: half the cores (the other half and the DMA engine share
+     * the memory bus), at most GPUMAT__STAGING_MAX_WORKERS;
+     * GPUMAT_TRANSFER_THREADS overrides, for measurements. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long workers = cores > 1 ? cores / 2 : 1;
+    const char *threads = getenv("GPUMAT_TRANSFER_THREADS");
+    if (threads && atol(threads) > 0)
+        workers = atol(threads);
+    ctx->staging.workers = workers > GPUMAT__STAGING_MAX_WORKERS ? GPUMAT__STAGING_MAX_WORKERS
+                                                                  : (unsigned)workers;
     return GPUMAT_OK;
 }
 
 void gpumat__staging_release(gpumat_context *ctx)
 {
     gpumat__staging *s = &ctx->staging;
-    for (int i = 0; i < 2; ++i) {
+    for (size_t i = 0; i < sizeof s->areas / sizeof s->areas[0]; ++i) {
         if (s->pending[i]) {
             clWaitForEvents(1, &s->pending[i]);
             clReleaseEvent(s->pending[i]);
@@ -149,95 +164,176 @@ static bool use_direct(gpumat_context *ctx, const void *host, size_t bytes)
     return bytes < DIRECT_LIMIT || ctx->info.unified_memory || is_pinned(ctx, host, bytes);
 }
 
-/* Waits for the last DMA on staging area i, so the CPU may touch it. */
-static gpumat_status settle(gpumat_context *ctx, int i)
+/* One staged transfer, shared by its copy threads.  Chunks are handed out
+ * in order through `next`; thread w uses areas 2w and 2w+1 in turn. */
+typedef struct staged_job {
+    gpumat_context *ctx;
+    cl_mem buffer;
+    unsigned char *host;
+    size_t bytes, chunks;
+    bool download;
+    atomic_size_t next;
+    /* The first failure; the calling thread reports it (errors are
+     * recorded per thread, and the workers are not the caller's thread). */
+    pthread_mutex_t fail_lock;
+    cl_int err;
+    const char *call;
+    size_t fail_off, fail_len;
+} staged_job;
+
+typedef struct staged_worker {
+    staged_job *job;
+    unsigned index;
+} staged_worker;
+
+static void job_fail(staged_job *job, cl_int err, const char *call, size_t off, size_t len)
 {
-    cl_event *e = &ctx->staging.pending[i];
-    if (!*e)
-        return GPUMAT_OK;
-    cl_int err = clWaitForEvents(1, e);
-    clReleaseEvent(*e);
-    *e = NULL;
-    return err == CL_SUCCESS ? GPUMAT_OK
-                             : gpumat__fail_cl(ctx, err, "staged transfer: clWaitForEvents");
+    pthread_mutex_lock(&job->fail_lock);
+    if (job->err == CL_SUCCESS) {
+        job->err = err;
+        job->call = call;
+        job->fail_off = off;
+        job->fail_len = len;
+    }
+    pthread_mutex_unlock(&job->fail_lock);
+    atomic_store(&job->next, job->chunks); /* the others stop taking chunks */
 }
 
-static gpumat_status staging_ready(gpumat_context *ctx)
+/* Waits for the last DMA on staging area i, so the CPU may touch it. */
+static cl_int settle(gpumat__staging *s, unsigned i)
 {
-    for (int i = 0; i < 2; ++i)
-        if (!ctx->staging.areas[i]) {
-            gpumat_status status = pinned_create(ctx, GPUMAT__STAGING_CHUNK, &ctx->staging.areas[i]);
+    if (!s->pending[i])
+        return CL_SUCCESS;
+    cl_int err = clWaitForEvents(1, &s->pending[i]);
+    clReleaseEvent(s->pending[i]);
+    s->pending[i] = NULL;
+    return err;
+}
+
+static size_t chunk_length(const staged_job *job, size_t c)
+{
+    size_t off = c * GPUMAT__STAGING_CHUNK;
+    return job->bytes - off < GPUMAT__STAGING_CHUNK ? job->bytes - off : GPUMAT__STAGING_CHUNK;
+}
+
+/* Upload: copy a chunk into one of this thread's areas, start its DMA,
+ * and go on with the next chunk in the other area meanwhile. */
+static void upload_chunks(staged_job *job, unsigned first_area)
+{
+    gpumat__staging *s = &job->ctx->staging;
+    for (unsigned turn = 0;; ++turn) {
+        size_t c = atomic_fetch_add(&job->next, 1);
+        if (c >= job->chunks)
+            return;
+        unsigned i = first_area + (turn & 1);
+        size_t off = c * GPUMAT__STAGING_CHUNK, len = chunk_length(job, c);
+        cl_int err = settle(s, i);
+        if (err != CL_SUCCESS) {
+            job_fail(job, err, "clWaitForEvents", off, len);
+            return;
+        }
+        memcpy(s->areas[i]->host, job->host + off, len);
+        err = clEnqueueWriteBuffer(job->ctx->queue, job->buffer, CL_FALSE, off, len,
+                                   s->areas[i]->host, 0, NULL, &s->pending[i]);
+        if (err == CL_SUCCESS)
+            err = clFlush(job->ctx->queue); /* start the DMA now, not at the next wait */
+        if (err != CL_SUCCESS) {
+            job_fail(job, err, "clEnqueueWriteBuffer", off, len);
+            return;
+        }
+    }
+}
+
+/* Download: keep one DMA of this thread in flight into one area while the
+ * chunk that arrived in the other is copied out. */
+static void download_chunks(staged_job *job, unsigned first_area)
+{
+    gpumat__staging *s = &job->ctx->staging;
+    size_t chunk[2] = {SIZE_MAX, SIZE_MAX}; /* the chunk on its way into each area */
+    for (unsigned turn = 0;; ++turn) {
+        unsigned i = first_area + (turn & 1), other = first_area + !(turn & 1);
+        size_t c = atomic_fetch_add(&job->next, 1);
+        if (c < job->chunks) {
+            size_t off = c * GPUMAT__STAGING_CHUNK, len = chunk_length(job, c);
+            cl_int err = settle(s, i); /* a previous upload's DMA may still read it */
+            if (err == CL_SUCCESS)
+                err = clEnqueueReadBuffer(job->ctx->queue, job->buffer, CL_FALSE, off, len,
+                                          s->areas[i]->host, 0, NULL, &s->pending[i]);
+            if (err == CL_SUCCESS)
+                err = clFlush(job->ctx->queue);
+            if (err != CL_SUCCESS) {
+                job_fail(job, err, "clEnqueueReadBuffer", off, len);
+                c = SIZE_MAX;
+            }
+            chunk[i - first_area] = c < job->chunks ? c : SIZE_MAX;
+        }
+        size_t done = chunk[other - first_area];
+        if (done != SIZE_MAX) {
+            size_t off = done * GPUMAT__STAGING_CHUNK, len = chunk_length(job, done);
+            cl_int err = settle(s, other);
+            if (err != CL_SUCCESS)
+                job_fail(job, err, "clWaitForEvents", off, len);
+            else
+                memcpy(job->host + off, s->areas[other]->host, len);
+            chunk[other - first_area] = SIZE_MAX;
+        }
+        if (c >= job->chunks && chunk[0] == SIZE_MAX && chunk[1] == SIZE_MAX)
+            return;
+    }
+}
+
+static void *staged_worker_run(void *arg)
+{
+    const staged_worker *w = arg;
+    if (w->job->download)
+        download_chunks(w->job, 2 * w->index);
+    else
+        upload_chunks(w->job, 2 * w->index);
+    return NULL;
+}
+
+/* Moves `bytes` between `host` and `buffer` through the staging areas.
+ * Called with the staging lock held.  An upload returns once the caller's
+ * memory has been copied out (its last DMAs finish on their own; the next
+ * staged transfer waits for them); a download returns with `host` filled. */
+static gpumat_status staged_transfer(gpumat_context *ctx, cl_mem buffer, unsigned char *host,
+                                     size_t bytes, bool download, const char *what)
+{
+    gpumat__staging *s = &ctx->staging;
+    staged_job job = {.ctx = ctx, .buffer = buffer, .host = host, .bytes = bytes,
+                      .download = download, .err = CL_SUCCESS};
+    job.chunks = (bytes + GPUMAT__STAGING_CHUNK - 1) / GPUMAT__STAGING_CHUNK;
+    atomic_init(&job.next, 0);
+    unsigned workers = s->workers;
+    if (workers > job.chunks)
+        workers = (unsigned)job.chunks;
+    for (unsigned i = 0; i < 2 * workers; ++i)
+        if (!s->areas[i]) {
+            gpumat_status status = pinned_create(ctx, GPUMAT__STAGING_CHUNK, &s->areas[i]);
             if (status != GPUMAT_OK)
                 return status;
         }
+    if (pthread_mutex_init(&job.fail_lock, NULL) != 0)
+        return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY, "%s: pthread_mutex_init failed", what);
+
+    /* The calling thread is worker 0.  A thread that cannot be started is
+     * not an error: the others take its chunks. */
+    staged_worker w[GPUMAT__STAGING_MAX_WORKERS];
+    pthread_t threads[GPUMAT__STAGING_MAX_WORKERS];
+    bool started[GPUMAT__STAGING_MAX_WORKERS] = {false};
+    for (unsigned i = 0; i < workers; ++i)
+        w[i] = (staged_worker){&job, i};
+    for (unsigned i = 1; i < workers; ++i)
+        started[i] = pthread_create(&threads[i], NULL, staged_worker_run, &w[i]) == 0;
+    staged_worker_run(&w[0]);
+    for (unsigned i = 1; i < workers; ++i)
+        if (started[i])
+            pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&job.fail_lock);
+    if (job.err != CL_SUCCESS)
+        return gpumat__fail_cl(ctx, job.err, "%s: %s (staged chunk of %zu bytes at offset %zu)",
+                               what, job.call, job.fail_len, job.fail_off);
     return GPUMAT_OK;
-}
-
-static gpumat_status staged_upload(gpumat_matrix *m, const unsigned char *host)
-{
-    gpumat_context *ctx = m->ctx;
-    gpumat_status status = staging_ready(ctx);
-    for (size_t off = 0, chunk = 0; off < m->bytes && status == GPUMAT_OK;
-         off += GPUMAT__STAGING_CHUNK, ++chunk) {
-        int i = (int)(chunk % 2);
-        size_t len = m->bytes - off < GPUMAT__STAGING_CHUNK ? m->bytes - off : GPUMAT__STAGING_CHUNK;
-        status = settle(ctx, i);
-        if (status != GPUMAT_OK)
-            break;
-        memcpy(ctx->staging.areas[i]->host, host + off, len);
-        cl_int err = clEnqueueWriteBuffer(ctx->queue, m->buffer, CL_FALSE, off, len,
-                                          ctx->staging.areas[i]->host, 0, NULL,
-                                          &ctx->staging.pending[i]);
-        if (err == CL_SUCCESS)
-            err = clFlush(ctx->queue); /* start the DMA now, not at the next wait */
-        if (err != CL_SUCCESS)
-            status = gpumat__fail_cl(ctx, err, "matrix_upload: clEnqueueWriteBuffer(%zu bytes at %zu)",
-                                     len, off);
-    }
-    /* The caller's memory is free now; the last DMAs finish on their own
-     * and the next staged transfer waits for them. */
-    return status;
-}
-
-static gpumat_status staged_download(const gpumat_matrix *m, unsigned char *host)
-{
-    gpumat_context *ctx = m->ctx;
-    gpumat_status status = staging_ready(ctx);
-    size_t chunks = (m->bytes + GPUMAT__STAGING_CHUNK - 1) / GPUMAT__STAGING_CHUNK;
-    /* Chunk c+1 is read into one area while chunk c is copied out of the
-     * other. */
-    for (size_t c = 0; c <= chunks && status == GPUMAT_OK; ++c) {
-        if (c < chunks) {
-            int i = (int)(c % 2);
-            size_t off = c * GPUMAT__STAGING_CHUNK;
-            size_t len = m->bytes - off < GPUMAT__STAGING_CHUNK ? m->bytes - off
-                                                                : GPUMAT__STAGING_CHUNK;
-            status = settle(ctx, i);
-            if (status != GPUMAT_OK)
-                break;
-            cl_int err = clEnqueueReadBuffer(ctx->queue, m->buffer, CL_FALSE, off, len,
-                                             ctx->staging.areas[i]->host, 0, NULL,
-                                             &ctx->staging.pending[i]);
-            if (err == CL_SUCCESS)
-                err = clFlush(ctx->queue);
-            if (err != CL_SUCCESS) {
-                status = gpumat__fail_cl(ctx, err,
-                                         "matrix_download: clEnqueueReadBuffer(%zu bytes at %zu)",
-                                         len, off);
-                break;
-            }
-        }
-        if (c > 0) {
-            int i = (int)((c - 1) % 2);
-            size_t off = (c - 1) * GPUMAT__STAGING_CHUNK;
-            size_t len = m->bytes - off < GPUMAT__STAGING_CHUNK ? m->bytes - off
-                                                                : GPUMAT__STAGING_CHUNK;
-            status = settle(ctx, i);
-            if (status == GPUMAT_OK)
-                memcpy(host + off, ctx->staging.areas[i]->host, len);
-        }
-    }
-    return status;
 }
 
 gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host)
@@ -256,7 +352,8 @@ gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host)
         return GPUMAT_OK;
     }
     pthread_mutex_lock(&ctx->staging.lock);
-    gpumat_status status = staged_upload(m, host);
+    gpumat_status status = staged_transfer(ctx, m->buffer, (unsigned char *)host, m->bytes, false,
+                                           "matrix_upload");
     pthread_mutex_unlock(&ctx->staging.lock);
     return status;
 }
@@ -276,7 +373,8 @@ gpumat_status gpumat_matrix_download(const gpumat_matrix *m, void *host)
         return GPUMAT_OK;
     }
     pthread_mutex_lock(&ctx->staging.lock);
-    gpumat_status status = staged_download(m, host);
+    gpumat_status status = staged_transfer(ctx, m->buffer, host, m->bytes, true,
+                                           "matrix_download");
     pthread_mutex_unlock(&ctx->staging.lock);
     return status;
 }

@@ -1,6 +1,7 @@
 /*
  * test_transfer.c - uploads and downloads on every path: direct, staged
- * through the pinned double buffers (forced with GPUMAT_TRANSFER=staged,
+ * through the pinned areas by one or several copy threads (forced with
+ * GPUMAT_TRANSFER=staged and GPUMAT_TRANSFER_THREADS,
  * since PoCL shares host memory and would otherwise go direct), and from
  * gpumat_host_alloc() memory; sizes around the staging chunk boundaries.
  */
@@ -64,32 +65,53 @@ static void sizes_on(gpumat_context *ctx, float *src, float *dst)
         round_trip(ctx, sizes[i][0], sizes[i][1], src, dst, 100 + i);
 }
 
-static void with_mode(const char *mode)
+/* Many chunks: every copy thread reuses its two areas several times, and
+ * the last chunk is short. */
+static void many_chunks_on(gpumat_context *ctx, float *src, float *dst)
+{
+    round_trip(ctx, 1, 11 * chunk_floats + 7, src, dst, 200);
+    round_trip(ctx, 3, (5 * chunk_floats) / 3 + 1, src, dst, 201);
+}
+
+static void with_mode(const char *mode, const char *threads)
 {
     setenv("GPUMAT_TRANSFER", mode, 1);
+    if (threads)
+        setenv("GPUMAT_TRANSFER_THREADS", threads, 1);
     gpumat_context *ctx = NULL;
     assert_int_equal(gpumat_context_create(&ctx, NULL), GPUMAT_OK);
-    size_t most = 3 * (chunk_floats + 3);
+    size_t most = threads ? 11 * chunk_floats + 7 : 3 * (chunk_floats + 3);
     float *src = malloc(most * sizeof *src), *dst = malloc(most * sizeof *dst);
     assert_non_null(src);
     assert_non_null(dst);
     sizes_on(ctx, src, dst);
+    if (threads)
+        many_chunks_on(ctx, src, dst);
     free(src);
     free(dst);
     gpumat_context_destroy(ctx);
     unsetenv("GPUMAT_TRANSFER");
+    unsetenv("GPUMAT_TRANSFER_THREADS");
 }
 
 static void test_direct(void **state)
 {
     (void)state;
-    with_mode("direct");
+    with_mode("direct", NULL);
 }
 
 static void test_staged(void **state)
 {
     (void)state;
-    with_mode("staged");
+    with_mode("staged", NULL);
+}
+
+/* One copy thread, and three: the chunks then complete out of order. */
+static void test_staged_threads(void **state)
+{
+    (void)state;
+    with_mode("staged", "1");
+    with_mode("staged", "3");
 }
 
 static void test_pinned_host_memory(void **state)
@@ -138,6 +160,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_staged),
+        cmocka_unit_test(test_staged_threads),
         cmocka_unit_test(test_pinned_host_memory),
         cmocka_unit_test(test_host_alloc_errors),
     };
