@@ -61,31 +61,6 @@ static void pathf(char *out, const char *fmt, ...)
     assert_true(n >= 0 && n < PATH_SIZE);
 }
 
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        chmod(path, 0700); /* a test may have made it read-only */
-        DIR *dir = opendir(path);
-        if (dir) {
-            struct dirent *e;
-            while ((e = readdir(dir)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char child[PATH_SIZE];
-                pathf(child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(dir);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
 /* A new, empty directory for one test (not created: the library must). */
 static void fresh_dir(char *out, const char *leaf)
 {
@@ -673,19 +648,13 @@ static int group_setup(void **state)
     (void)state;
     for (size_t i = 0; i < ENV_COUNT; ++i)
         tu_env_save(&g_saved_env[i], g_env_names[i]);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_root, sizeof g_root, "%s/gpumat-test-cache-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_root)) {
-        print_error("mkdtemp(%s): %s\n", g_root, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return tu_scratch_dir(g_root, sizeof g_root, "gpumat-test-cache");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    remove_tree(g_root);
+    tu_remove_tree(g_root);
     for (size_t i = 0; i < ENV_COUNT; ++i)
         tu_env_restore(&g_saved_env[i]);
     return 0;

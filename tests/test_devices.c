@@ -82,14 +82,6 @@ static int clear_env(void **state)
     return 0;
 }
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static int nul_terminated(const char *s, size_t size) { return memchr(s, '\0', size) != NULL; }
 
 static int is_pocl(const gpumat_device_info *d)
@@ -120,7 +112,7 @@ static gpumat_device_info context_info(const gpumat_context *ctx)
 {
     gpumat_device_info info;
     memset(&info, 0, sizeof info);
-    CHECK_OK(gpumat_context_device(ctx, &info));
+    TU_CHECK_OK(gpumat_context_device(ctx, &info));
     return info;
 }
 
@@ -159,7 +151,7 @@ static void test_list_count_query(void **state)
 {
     (void)state;
     size_t count = 987654;
-    CHECK_OK(gpumat_device_list(NULL, 0, &count));
+    TU_CHECK_OK(gpumat_device_list(NULL, 0, &count));
     assert_int_equal(count, g_count);
     assert_true(count >= 1);
     /* capacity 0 with a real array: nothing written. */
@@ -168,7 +160,7 @@ static void test_list_count_query(void **state)
     gpumat_device_info untouched;
     memset(&untouched, 0xCD, sizeof untouched);
     count = 0;
-    CHECK_OK(gpumat_device_list(&probe, 0, &count));
+    TU_CHECK_OK(gpumat_device_list(&probe, 0, &count));
     assert_int_equal(count, g_count);
     assert_memory_equal(&probe, &untouched, sizeof probe);
 }
@@ -184,7 +176,7 @@ static void test_list_entries(void **state)
     gpumat_device_info pattern;
     memset(&pattern, 0xCD, sizeof pattern);
     size_t count = 0;
-    CHECK_OK(gpumat_device_list(d, cap, &count));
+    TU_CHECK_OK(gpumat_device_list(d, cap, &count));
     assert_int_equal(count, g_count);
     assert_memory_equal(&d[g_count], &pattern, sizeof pattern);
     assert_memory_equal(&d[g_count + 1], &pattern, sizeof pattern);
@@ -240,7 +232,7 @@ static void test_list_partial(void **state)
     gpumat_device_info pattern;
     memset(&pattern, 0xCD, sizeof pattern);
     size_t count = 0;
-    CHECK_OK(gpumat_device_list(d, 1, &count));
+    TU_CHECK_OK(gpumat_device_list(d, 1, &count));
     assert_int_equal(count, g_count); /* the total, not the number written */
     assert_string_equal(d[0].name, g_devs[0].name);
     assert_int_equal(d[0].platform_index, g_devs[0].platform_index);
@@ -285,7 +277,7 @@ static void test_choose(void **state)
     size_t index = 999999;
     char reason[256];
     memset(reason, 'x', sizeof reason);
-    CHECK_OK(gpumat_device_choose(NULL, &index, reason, sizeof reason));
+    TU_CHECK_OK(gpumat_device_choose(NULL, &index, reason, sizeof reason));
     assert_true(index < g_count);
     assert_true(nul_terminated(reason, sizeof reason));
     assert_true(reason[0] != '\0');
@@ -302,11 +294,11 @@ static void test_choose(void **state)
     gpumat_options opt;
     gpumat_options_init(&opt);
     size_t index2 = 999999;
-    CHECK_OK(gpumat_device_choose(&opt, &index2, NULL, 0));
+    TU_CHECK_OK(gpumat_device_choose(&opt, &index2, NULL, 0));
     assert_int_equal(index2, index);
     char shortr[8];
     memset(shortr, 'x', sizeof shortr);
-    CHECK_OK(gpumat_device_choose(NULL, &index2, shortr, sizeof shortr));
+    TU_CHECK_OK(gpumat_device_choose(NULL, &index2, shortr, sizeof shortr));
     assert_int_equal(index2, index);
     assert_true(nul_terminated(shortr, sizeof shortr));
     assert_true(strlen(shortr) < sizeof shortr);
@@ -314,7 +306,7 @@ static void test_choose(void **state)
 
     /* context_create(NULL) takes exactly that device. */
     gpumat_context *ctx = NOT_NULL_SENTINEL;
-    CHECK_OK(gpumat_context_create(&ctx, NULL));
+    TU_CHECK_OK(gpumat_context_create(&ctx, NULL));
     expect_device(ctx, index, "context_create(NULL)");
     gpumat_context_destroy(ctx);
 }
@@ -455,7 +447,7 @@ static void test_env_device_index(void **state)
         setenv("GPUMAT_DEVICE", v, 1);
         snprintf(what, sizeof what, "GPUMAT_DEVICE=%s", v);
         size_t index = 999;
-        CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
+        TU_CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
         assert_int_equal(index, i);
         gpumat_context *ctx = create(NULL, NULL, 0, what);
         expect_device(ctx, i, what);
@@ -509,7 +501,7 @@ static void test_env_platform(void **state)
         if (info.platform_index != p)
             fail_msg("%s chose platform %u", what, info.platform_index);
         size_t index = 999;
-        CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
+        TU_CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
         assert_int_equal(g_devs[index].platform_index, p);
 
         /* with a device index counted within the platform */
@@ -548,7 +540,7 @@ static void test_options_override_env(void **state)
     opt.platform = "0";
     opt.device = "0";
     size_t index = 999;
-    CHECK_OK(gpumat_device_choose(&opt, &index, NULL, 0));
+    TU_CHECK_OK(gpumat_device_choose(&opt, &index, NULL, 0));
     assert_int_equal(index, 0);
     unsetenv("GPUMAT_PLATFORM");
 
@@ -672,7 +664,7 @@ static void test_two_devices_env_index(void **state)
     need_two();
     setenv("GPUMAT_DEVICE", "1", 1);
     size_t index = 999;
-    CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
+    TU_CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
     assert_int_equal(index, 1);
     gpumat_context *ctx = create(NULL, NULL, 0, "GPUMAT_DEVICE=1");
     gpumat_device_info info = context_info(ctx);
@@ -709,18 +701,18 @@ static void test_two_devices_compute(void **state)
     gpumat_matrix *a[2], *b[2], *c[2];
     double *ha[2], *hb[2];
     for (int i = 0; i < 2; ++i) {
-        CHECK_OK(tu_random_matrix(ctx[i], &g_rng, M, K, GPUMAT_F32, &a[i], &ha[i]));
-        CHECK_OK(tu_random_matrix(ctx[i], &g_rng, K, N, GPUMAT_F32, &b[i], &hb[i]));
-        CHECK_OK(gpumat_matrix_create(ctx[i], M, N, GPUMAT_F32, &c[i]));
-        CHECK_OK(tu_poison(c[i]));
+        TU_CHECK_OK(tu_random_matrix(ctx[i], &g_rng, M, K, GPUMAT_F32, &a[i], &ha[i]));
+        TU_CHECK_OK(tu_random_matrix(ctx[i], &g_rng, K, N, GPUMAT_F32, &b[i], &hb[i]));
+        TU_CHECK_OK(gpumat_matrix_create(ctx[i], M, N, GPUMAT_F32, &c[i]));
+        TU_CHECK_OK(tu_poison(c[i]));
     }
     for (int i = 0; i < 2; ++i)
-        CHECK_OK(gpumat_multiply(c[i], a[i], b[i]));
+        TU_CHECK_OK(gpumat_multiply(c[i], a[i], b[i]));
     /* Operands of the two devices' contexts cannot be mixed. */
     assert_int_equal(gpumat_multiply(c[0], a[0], b[1]), GPUMAT_ERR_CONTEXT_MISMATCH);
     static double out[M * N], ref[M * N], scale[M * N];
     for (int i = 0; i < 2; ++i) {
-        CHECK_OK(tu_download(c[i], out));
+        TU_CHECK_OK(tu_download(c[i], out));
         tu_ref_gemm(M, K, N, ha[i], hb[i], ref, scale);
         char what[64];
         snprintf(what, sizeof what, "device %d: multiply 65x127x33 f32", i);

@@ -66,14 +66,6 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static void expect_usable(gpumat_context *ctx, tu_rng *rng);
 
 /* The call must fail with `expected` and leave a non-empty thread message;
@@ -97,7 +89,7 @@ static void expect_usable(gpumat_context *ctx, tu_rng *rng)
     char msg[MSG_SIZE];
     if (!tu_context_works(ctx, GPUMAT_F32, rng, msg, sizeof msg))
         fail_msg("context not usable after an error: %s", msg);
-    CHECK_OK(gpumat_finish(ctx));
+    TU_CHECK_OK(gpumat_finish(ctx));
 }
 
 /* A matrix with known random contents, whose host copy is kept. */
@@ -110,7 +102,7 @@ static known make_known(gpumat_context *ctx, tu_rng *rng, size_t rows, size_t co
                         gpumat_dtype dt)
 {
     known k;
-    CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &k.m, &k.h));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &k.m, &k.h));
     return k;
 }
 
@@ -121,7 +113,7 @@ static void expect_intact(const known *k, const char *what)
     double *h = malloc(r * c * sizeof *h);
     assert_non_null(h);
     char msg[MSG_SIZE];
-    CHECK_OK(tu_download(k->m, h));
+    TU_CHECK_OK(tu_download(k->m, h));
     int ok = tu_compare(what, r, c, h, k->h, NULL, 0.0, msg, sizeof msg);
     free(h);
     if (!ok)
@@ -266,9 +258,9 @@ static void test_null_device_functions(void **state)
                   GPUMAT_ERR_INVALID_ARGUMENT);
     EXPECT_STATUS(gpumat_device_choose(NULL, NULL, NULL, 0), GPUMAT_ERR_INVALID_ARGUMENT);
     /* The legitimate forms still work. */
-    CHECK_OK(gpumat_device_list(NULL, 0, &count));
+    TU_CHECK_OK(gpumat_device_list(NULL, 0, &count));
     assert_true(count >= 1);
-    CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
+    TU_CHECK_OK(gpumat_device_choose(NULL, &index, NULL, 0));
     assert_true(index < count);
     expect_usable(st->ctx, &st->rng);
 }
@@ -662,10 +654,10 @@ static void test_aliasing(void **state)
 
     /* Reading the same matrix twice is fine: c = a * a. */
     known c = make_known(st->ctx, &st->rng, 4, 4, GPUMAT_F32);
-    CHECK_OK(gpumat_multiply(c.m, a.m, a.m));
+    TU_CHECK_OK(gpumat_multiply(c.m, a.m, a.m));
     double out[16], ref[16], scale[16];
     char msg[MSG_SIZE];
-    CHECK_OK(tu_download(c.m, out));
+    TU_CHECK_OK(tu_download(c.m, out));
     tu_ref_gemm(4, 4, 4, a.h, a.h, ref, scale);
     if (!tu_compare("multiply c = a * a", 4, 4, out, ref, scale,
                     tu_gemm_tolerance(GPUMAT_F32, 4), msg, sizeof msg))

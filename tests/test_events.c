@@ -41,45 +41,14 @@ static void rng_for_test(tu_rng *rng) { tu_rng_init(rng, g_stream++); }
 static int group_setup(void **state)
 {
     (void)state;
-    gpumat_options opt;
-    gpumat_options_init(&opt);
-    opt.gemm_backend = GPUMAT_GEMM_NATIVE;
-    gpumat_status s = gpumat_context_create(&g_ctx, &opt);
-    if (s != GPUMAT_OK) {
-        print_error("context_create: %d (%s): %s\n", (int)s, gpumat_strerror(s),
-                    gpumat_last_error(NULL));
-        return -1;
-    }
-    return 0;
+    return tu_group_context_create(&g_ctx, 1);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    gpumat_status s = gpumat_finish(g_ctx);
-    gpumat_context_destroy(g_ctx);
-    g_ctx = NULL;
-    if (s != GPUMAT_OK) {
-        print_error("gpumat_finish at teardown: %d\n", (int)s);
-        return -1;
-    }
-    return 0;
+    return tu_group_context_destroy(&g_ctx);
 }
-
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
-#define CHECK_CL(call)                                                                  \
-    do {                                                                                \
-        cl_int e_ = (call);                                                             \
-        if (e_ != CL_SUCCESS)                                                           \
-            fail_msg("%s -> OpenCL error %d", #call, (int)e_);                          \
-    } while (0)
 
 /* While a gate is closed: remember the first failure instead of failing. */
 #define GATED_OK(problem, call)                                                         \
@@ -249,12 +218,12 @@ static void run_copy(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dt, size_t r
     gpumat_matrix *src, *dst;
     double *hs;
     char msg[MSG_SIZE], what[128];
-    CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &src, &hs));
-    CHECK_OK(gpumat_matrix_create(ctx, rows, cols, dt, &dst));
-    CHECK_OK(tu_poison(dst));
-    CHECK_OK(gpumat_copy(dst, src));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &src, &hs));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, rows, cols, dt, &dst));
+    TU_CHECK_OK(tu_poison(dst));
+    TU_CHECK_OK(gpumat_copy(dst, src));
     double *out = xmalloc(rows * cols * sizeof *out);
-    CHECK_OK(tu_download(dst, out));
+    TU_CHECK_OK(tu_download(dst, out));
     snprintf(what, sizeof what, "copy %zux%zu %s", rows, cols, tu_dtype_name(dt));
     int ok = tu_compare(what, rows, cols, out, hs, NULL, 0.0, msg, sizeof msg);
     if (ok && !same_exactly(src, hs, msg))
@@ -294,8 +263,8 @@ static void test_copy_self(void **state)
     gpumat_matrix *m;
     double *h;
     char msg[MSG_SIZE];
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, 33, 65, GPUMAT_F32, &m, &h));
-    CHECK_OK(gpumat_copy(m, m));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, 33, 65, GPUMAT_F32, &m, &h));
+    TU_CHECK_OK(gpumat_copy(m, m));
     int ok = same_exactly(m, h, msg);
     gpumat_matrix_destroy(m);
     free(h);
@@ -315,14 +284,14 @@ static void test_copy_ordered(void **state)
     double *ha;
     static double twice[R * C];
     char msg[MSG_SIZE];
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &b));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
-    CHECK_OK(tu_poison(b));
-    CHECK_OK(tu_poison(c));
-    CHECK_OK(gpumat_copy(b, a));
-    CHECK_OK(gpumat_add(a, a, a));
-    CHECK_OK(gpumat_copy(c, a));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &b));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
+    TU_CHECK_OK(tu_poison(b));
+    TU_CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(gpumat_copy(b, a));
+    TU_CHECK_OK(gpumat_add(a, a, a));
+    TU_CHECK_OK(gpumat_copy(c, a));
     for (size_t i = 0; i < R * C; ++i)
         twice[i] = 2 * ha[i]; /* exact */
     int ok = same_exactly(b, ha, msg);
@@ -344,10 +313,10 @@ static void test_copy_errors(void **state)
     gpumat_matrix *m34, *m43, *m35, *dst;
     double *h34, *hdst;
     char msg[MSG_SIZE];
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, 3, 4, GPUMAT_F32, &m34, &h34));
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, 3, 4, GPUMAT_F32, &dst, &hdst));
-    CHECK_OK(gpumat_matrix_create(g_ctx, 4, 3, GPUMAT_F32, &m43));
-    CHECK_OK(gpumat_matrix_create(g_ctx, 3, 5, GPUMAT_F32, &m35));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, 3, 4, GPUMAT_F32, &m34, &h34));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, 3, 4, GPUMAT_F32, &dst, &hdst));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, 4, 3, GPUMAT_F32, &m43));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, 3, 5, GPUMAT_F32, &m35));
 
     EXPECT_ERR(g_ctx, gpumat_copy(m43, m34), GPUMAT_ERR_SHAPE, "4x3", "3x4");
     EXPECT_ERR(g_ctx, gpumat_copy(m35, m34), GPUMAT_ERR_SHAPE, "3x5", "3x4");
@@ -357,15 +326,15 @@ static void test_copy_errors(void **state)
     EXPECT_ERR(NULL, gpumat_copy(NULL, NULL), GPUMAT_ERR_INVALID_ARGUMENT, NULL, NULL);
     if (tu_has_fp64(g_ctx)) {
         gpumat_matrix *d;
-        CHECK_OK(gpumat_matrix_create(g_ctx, 3, 4, GPUMAT_F64, &d));
+        TU_CHECK_OK(gpumat_matrix_create(g_ctx, 3, 4, GPUMAT_F64, &d));
         EXPECT_ERR(g_ctx, gpumat_copy(dst, d), GPUMAT_ERR_DTYPE, NULL, NULL);
         EXPECT_ERR(g_ctx, gpumat_copy(d, m34), GPUMAT_ERR_DTYPE, NULL, NULL);
         gpumat_matrix_destroy(d);
     }
     gpumat_context *other;
-    CHECK_OK(gpumat_context_create(&other, NULL));
+    TU_CHECK_OK(gpumat_context_create(&other, NULL));
     gpumat_matrix *o;
-    CHECK_OK(gpumat_matrix_create(other, 3, 4, GPUMAT_F32, &o));
+    TU_CHECK_OK(gpumat_matrix_create(other, 3, 4, GPUMAT_F32, &o));
     EXPECT_ERR(g_ctx, gpumat_copy(dst, o), GPUMAT_ERR_CONTEXT_MISMATCH, NULL, NULL);
     EXPECT_ERR(other, gpumat_copy(o, m34), GPUMAT_ERR_CONTEXT_MISMATCH, NULL, NULL);
     gpumat_matrix_destroy(o);
@@ -398,16 +367,16 @@ static void test_wait_user_event(void **state)
     double *ha, *hb;
     static double ref[R * C], scale[R * C], out[R * C];
     char problem[MSG_SIZE] = "", msg[MSG_SIZE];
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &before));
-    CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &before));
+    TU_CHECK_OK(tu_poison(c));
 
     /* Some work, then an event for it: that must complete on its own. */
     cl_event e_before = NULL, e_after = NULL;
-    CHECK_OK(gpumat_add(before, a, b));
-    CHECK_OK(gpumat_record_event(g_ctx, &e_before));
+    TU_CHECK_OK(gpumat_add(before, a, b));
+    TU_CHECK_OK(gpumat_record_event(g_ctx, &e_before));
     assert_non_null(e_before);
 
     user_gate gate;
@@ -437,7 +406,7 @@ static void test_wait_user_event(void **state)
     if (problem[0])
         fail_msg("%s", problem);
 
-    CHECK_OK(tu_download(c, out));
+    TU_CHECK_OK(tu_download(c, out));
     tu_ref_add(ha, hb, ref, scale, R * C);
     int ok = tu_compare("c = a + b behind a user event", R, C, out, ref, scale,
                         tu_add_tolerance(GPUMAT_F32), msg, sizeof msg);
@@ -463,14 +432,14 @@ static void test_wait_two_events(void **state)
     double *ha, *hb;
     static double ref[R * C], scale[R * C], out[R * C];
     char problem[MSG_SIZE] = "", msg[MSG_SIZE];
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
-    CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, R, C, GPUMAT_F32, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &c));
+    TU_CHECK_OK(tu_poison(c));
 
     cl_context clctx = gpumat_context_cl_context(g_ctx);
     cl_device_id dev = NULL;
-    CHECK_CL(clGetCommandQueueInfo(gpumat_context_cl_queue(g_ctx), CL_QUEUE_DEVICE, sizeof dev,
+    TU_CHECK_CL(clGetCommandQueueInfo(gpumat_context_cl_queue(g_ctx), CL_QUEUE_DEVICE, sizeof dev,
                                    &dev, NULL));
     cl_int err = CL_SUCCESS;
     cl_command_queue q2 = clCreateCommandQueueWithProperties(clctx, dev, NULL, &err);
@@ -515,7 +484,7 @@ static void test_wait_two_events(void **state)
     if (problem[0])
         fail_msg("wait_events with two events: %s", problem);
 
-    CHECK_OK(tu_download(c, out));
+    TU_CHECK_OK(tu_download(c, out));
     tu_ref_add(ha, hb, ref, scale, R * C);
     int ok = tu_compare("c = a + b behind two events", R, C, out, ref, scale,
                         tu_add_tolerance(GPUMAT_F32), msg, sizeof msg);
@@ -549,8 +518,8 @@ static void test_wait_errors(void **state)
     EXPECT_ERR(g_ctx, gpumat_wait_events(g_ctx, 1, only_null), GPUMAT_ERR_INVALID_ARGUMENT,
                "events[0]", NULL);
     /* count == 0 is a no-op, whatever the array. */
-    CHECK_OK(gpumat_wait_events(g_ctx, 0, NULL));
-    CHECK_OK(gpumat_wait_events(g_ctx, 0, only_null));
+    TU_CHECK_OK(gpumat_wait_events(g_ctx, 0, NULL));
+    TU_CHECK_OK(gpumat_wait_events(g_ctx, 0, only_null));
 
     /* The failed calls (one of them listing the unset gate) installed no
      * wait: new work completes while the gate is still closed. */
@@ -585,55 +554,55 @@ static void test_record_event(void **state)
     rng_for_test(&rng);
     gpumat_matrix *a, *b, *c;
     double *ha, *hb;
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, 129, 65, GPUMAT_F32, &a, &ha));
-    CHECK_OK(tu_random_matrix(g_ctx, &rng, 65, 127, GPUMAT_F32, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(g_ctx, 129, 127, GPUMAT_F32, &c));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, 129, 65, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, &rng, 65, 127, GPUMAT_F32, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, 129, 127, GPUMAT_F32, &c));
 
     /* On an idle context: completes by itself. */
     cl_event idle = NULL;
-    CHECK_OK(gpumat_finish(g_ctx));
-    CHECK_OK(gpumat_record_event(g_ctx, &idle));
+    TU_CHECK_OK(gpumat_finish(g_ctx));
+    TU_CHECK_OK(gpumat_record_event(g_ctx, &idle));
     assert_non_null(idle);
     assert_true(completes_within(idle, 60.0));
 
     /* After work: complete once gpumat_finish returns. */
     cl_event ev = NULL;
-    CHECK_OK(gpumat_multiply(c, a, b));
-    CHECK_OK(gpumat_add(a, a, a));
-    CHECK_OK(gpumat_record_event(g_ctx, &ev));
+    TU_CHECK_OK(gpumat_multiply(c, a, b));
+    TU_CHECK_OK(gpumat_add(a, a, a));
+    TU_CHECK_OK(gpumat_record_event(g_ctx, &ev));
     assert_non_null(ev);
     assert_true(ev != idle);
-    CHECK_OK(gpumat_finish(g_ctx));
+    TU_CHECK_OK(gpumat_finish(g_ctx));
     assert_int_equal(event_status(ev), CL_COMPLETE);
 
     /* The event belongs to the context's cl_context and queue. */
     cl_context evctx = NULL;
     cl_command_queue evq = NULL;
-    CHECK_CL(clGetEventInfo(ev, CL_EVENT_CONTEXT, sizeof evctx, &evctx, NULL));
-    CHECK_CL(clGetEventInfo(ev, CL_EVENT_COMMAND_QUEUE, sizeof evq, &evq, NULL));
+    TU_CHECK_CL(clGetEventInfo(ev, CL_EVENT_CONTEXT, sizeof evctx, &evctx, NULL));
+    TU_CHECK_CL(clGetEventInfo(ev, CL_EVENT_COMMAND_QUEUE, sizeof evq, &evq, NULL));
     assert_true(evctx == gpumat_context_cl_context(g_ctx));
     assert_true(evq == gpumat_context_cl_queue(g_ctx));
     /* The caller holds a reference.  (The exact count is not checked: the
      * spec calls CL_EVENT_REFERENCE_COUNT stale on return, and PoCL may
      * still hold its own reference briefly after completion.) */
     cl_uint refs = 0;
-    CHECK_CL(clGetEventInfo(ev, CL_EVENT_REFERENCE_COUNT, sizeof refs, &refs, NULL));
+    TU_CHECK_CL(clGetEventInfo(ev, CL_EVENT_REFERENCE_COUNT, sizeof refs, &refs, NULL));
     assert_true(refs >= 1);
 
     /* Without gpumat_finish: clWaitForEvents on a recorded event suffices,
      * and the work before it is done (the queue is in order). */
     cl_event ev2 = NULL;
     gpumat_matrix *d;
-    CHECK_OK(gpumat_matrix_create(g_ctx, 129, 127, GPUMAT_F32, &d));
-    CHECK_OK(tu_poison(d));
-    CHECK_OK(gpumat_copy(d, c));
-    CHECK_OK(gpumat_record_event(g_ctx, &ev2));
-    CHECK_CL(clWaitForEvents(1, &ev2));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, 129, 127, GPUMAT_F32, &d));
+    TU_CHECK_OK(tu_poison(d));
+    TU_CHECK_OK(gpumat_copy(d, c));
+    TU_CHECK_OK(gpumat_record_event(g_ctx, &ev2));
+    TU_CHECK_CL(clWaitForEvents(1, &ev2));
     assert_int_equal(event_status(ev2), CL_COMPLETE);
 
     /* A recorded event works as a wait_events input. */
-    CHECK_OK(gpumat_wait_events(g_ctx, 1, &ev2));
-    CHECK_OK(gpumat_finish(g_ctx));
+    TU_CHECK_OK(gpumat_wait_events(g_ctx, 1, &ev2));
+    TU_CHECK_OK(gpumat_finish(g_ctx));
 
     clReleaseEvent(idle);
     clReleaseEvent(ev);
@@ -648,7 +617,7 @@ static void test_record_event(void **state)
 
     static double out[129 * 127], ref[129 * 127], scale[129 * 127];
     char msg[MSG_SIZE];
-    CHECK_OK(tu_download(d, out));
+    TU_CHECK_OK(tu_download(d, out));
     tu_ref_gemm(129, 65, 127, ha, hb, ref, scale);
     int ok = tu_compare("multiply then copy, finished by an event", 129, 127, out, ref, scale,
                         tu_gemm_tolerance(GPUMAT_F32, 65), msg, sizeof msg);
@@ -696,10 +665,10 @@ static void download_async_dtype(tu_rng *rng, gpumat_dtype dt, size_t rows, size
     size_t n = rows * cols, es = gpumat_dtype_size(dt);
     gpumat_matrix *a, *b, *c;
     double *ha, *hb;
-    CHECK_OK(tu_random_matrix(g_ctx, rng, rows, cols, dt, &a, &ha));
-    CHECK_OK(tu_random_matrix(g_ctx, rng, rows, cols, dt, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(g_ctx, rows, cols, dt, &c));
-    CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, rng, rows, cols, dt, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, rng, rows, cols, dt, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, rows, cols, dt, &c));
+    TU_CHECK_OK(tu_poison(c));
     void *host = xmalloc(n * es);
     double *out = xmalloc(n * sizeof *out), *ref = xmalloc(n * sizeof *ref);
     double *scale = xmalloc(n * sizeof *scale);
@@ -710,8 +679,8 @@ static void download_async_dtype(tu_rng *rng, gpumat_dtype dt, size_t rows, size
     /* 1. With an event, right after the operation that writes c. */
     cl_event ev = NULL;
     fill_nan(dt, host, n);
-    CHECK_OK(gpumat_add(c, a, b));
-    CHECK_OK(gpumat_matrix_download_async(c, host, &ev));
+    TU_CHECK_OK(gpumat_add(c, a, b));
+    TU_CHECK_OK(gpumat_matrix_download_async(c, host, &ev));
     assert_non_null(ev);
     assert_true(completes_within(ev, 60.0));
     widen(dt, host, out, n);
@@ -723,8 +692,8 @@ static void download_async_dtype(tu_rng *rng, gpumat_dtype dt, size_t rows, size
     /* 2. Without an event: gpumat_finish tells when it is done. */
     if (ok) {
         fill_nan(dt, host, n);
-        CHECK_OK(gpumat_matrix_download_async(a, host, NULL));
-        CHECK_OK(gpumat_finish(g_ctx));
+        TU_CHECK_OK(gpumat_matrix_download_async(a, host, NULL));
+        TU_CHECK_OK(gpumat_finish(g_ctx));
         widen(dt, host, out, n);
         snprintf(what, sizeof what, "download_async (NULL event) %zux%zu %s", rows, cols,
                  tu_dtype_name(dt));
@@ -765,8 +734,8 @@ static void download_async_dtype(tu_rng *rng, gpumat_dtype dt, size_t rows, size
             /* c = fl(fl(a + b) + b): check against the device's own first sum. */
             double *first = xmalloc(n * sizeof *first);
             double *ref2 = xmalloc(n * sizeof *ref2), *scale2 = xmalloc(n * sizeof *scale2);
-            CHECK_OK(gpumat_add(c, a, b));
-            CHECK_OK(tu_download(c, first));
+            TU_CHECK_OK(gpumat_add(c, a, b));
+            TU_CHECK_OK(tu_download(c, first));
             tu_ref_add(first, hb, ref2, scale2, n);
             snprintf(what, sizeof what, "download_async (gated) %zux%zu %s", rows, cols,
                      tu_dtype_name(dt));
@@ -812,7 +781,7 @@ static void test_download_async_errors(void **state)
     gpumat_matrix *m;
     float host[4];
     cl_event ev = NULL;
-    CHECK_OK(gpumat_matrix_create(g_ctx, 2, 2, GPUMAT_F32, &m));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, 2, 2, GPUMAT_F32, &m));
     EXPECT_ERR(NULL, gpumat_matrix_download_async(NULL, host, &ev),
                GPUMAT_ERR_INVALID_ARGUMENT, "m", NULL);
     EXPECT_ERR(g_ctx, gpumat_matrix_download_async(m, NULL, &ev), GPUMAT_ERR_INVALID_ARGUMENT,
@@ -841,11 +810,11 @@ static void test_chain_1000(void **state)
         want[i] = hx[i] + OPS * ha[i];
     }
     gpumat_matrix *x, *a;
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &x));
-    CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &a));
-    CHECK_OK(tu_upload(x, hx)); /* uploads block: all before the gate */
-    CHECK_OK(tu_upload(a, ha));
-    CHECK_OK(gpumat_finish(g_ctx));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &x));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, R, C, GPUMAT_F32, &a));
+    TU_CHECK_OK(tu_upload(x, hx)); /* uploads block: all before the gate */
+    TU_CHECK_OK(tu_upload(a, ha));
+    TU_CHECK_OK(gpumat_finish(g_ctx));
 
     char problem[MSG_SIZE] = "";
     user_gate gate;
@@ -888,7 +857,7 @@ static void test_chain_1000(void **state)
     }
 
     char msg[MSG_SIZE];
-    CHECK_OK(tu_download(x, out));
+    TU_CHECK_OK(tu_download(x, out));
     int ok = tu_compare("x = x + a, 1000 times behind a user event", R, C, out, want, NULL, 0.0,
                         msg, sizeof msg);
     gpumat_matrix_destroy(x);

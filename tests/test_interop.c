@@ -35,21 +35,6 @@ typedef struct raw_cl {
 static raw_cl g_cl;
 static tu_rng g_rng;
 
-#define CHECK_CL(call)                                                                  \
-    do {                                                                                \
-        cl_int e_ = (call);                                                             \
-        if (e_ != CL_SUCCESS)                                                           \
-            fail_msg("%s -> OpenCL error %d", #call, (int)e_);                          \
-    } while (0)
-
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 /* OpenCL 2.0+ platforms create queues with properties; 1.x ones need the
  * older call, which is looked up by name to keep the build warning-free. */
 static cl_command_queue make_queue(cl_context ctx, cl_device_id dev, cl_platform_id platform,
@@ -146,14 +131,14 @@ static int group_teardown(void **state)
 static cl_uint context_refs(cl_context c)
 {
     cl_uint refs = 0;
-    CHECK_CL(clGetContextInfo(c, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL));
+    TU_CHECK_CL(clGetContextInfo(c, CL_CONTEXT_REFERENCE_COUNT, sizeof refs, &refs, NULL));
     return refs;
 }
 
 static cl_uint queue_refs(cl_command_queue q)
 {
     cl_uint refs = 0;
-    CHECK_CL(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT, sizeof refs, &refs, NULL));
+    TU_CHECK_CL(clGetCommandQueueInfo(q, CL_QUEUE_REFERENCE_COUNT, sizeof refs, &refs, NULL));
     return refs;
 }
 
@@ -186,7 +171,7 @@ static void raw_read(const gpumat_matrix *m, double *out)
     void *h = malloc(n * es);
     assert_non_null(h);
     /* In-order queue: the read comes after every operation enqueued on it. */
-    CHECK_CL(clEnqueueReadBuffer(g_cl.queue, buf, CL_TRUE, 0, n * es, h, 0, NULL, NULL));
+    TU_CHECK_CL(clEnqueueReadBuffer(g_cl.queue, buf, CL_TRUE, 0, n * es, h, 0, NULL, NULL));
     for (size_t i = 0; i < n; ++i)
         out[i] = es == 4 ? (double)((float *)h)[i] : ((double *)h)[i];
     free(h);
@@ -205,7 +190,7 @@ static void raw_write(gpumat_matrix *m, const double *in)
         else
             ((double *)h)[i] = in[i];
     }
-    CHECK_CL(clEnqueueWriteBuffer(g_cl.queue, gpumat_matrix_cl_mem(m), CL_TRUE, 0, n * es, h,
+    TU_CHECK_CL(clEnqueueWriteBuffer(g_cl.queue, gpumat_matrix_cl_mem(m), CL_TRUE, 0, n * es, h,
                                   0, NULL, NULL));
     free(h);
 }
@@ -272,7 +257,7 @@ static void test_wrap_accessors(void **state)
 
     gpumat_device_info info;
     memset(&info, 0, sizeof info);
-    CHECK_OK(gpumat_context_device(ctx, &info));
+    TU_CHECK_OK(gpumat_context_device(ctx, &info));
     assert_true(info.name[0] != '\0');
     assert_memory_equal(info.name, g_cl.device_name, strlen(info.name));
     assert_non_null(gpumat_context_profile(ctx));
@@ -282,14 +267,14 @@ static void test_wrap_accessors(void **state)
 
     /* The matrices' buffers live in the caller's context. */
     gpumat_matrix *m;
-    CHECK_OK(gpumat_matrix_create(ctx, 13, 7, GPUMAT_F32, &m));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, 13, 7, GPUMAT_F32, &m));
     cl_mem buf = gpumat_matrix_cl_mem(m);
     assert_non_null(buf);
     cl_context bctx = NULL;
-    CHECK_CL(clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof bctx, &bctx, NULL));
+    TU_CHECK_CL(clGetMemObjectInfo(buf, CL_MEM_CONTEXT, sizeof bctx, &bctx, NULL));
     assert_ptr_equal(bctx, g_cl.ctx);
     size_t size = 0;
-    CHECK_CL(clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL));
+    TU_CHECK_CL(clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof size, &size, NULL));
     assert_true(size >= 13 * 7 * sizeof(float));
     assert_ptr_equal(gpumat_matrix_context(m), ctx);
     gpumat_matrix_destroy(m);
@@ -321,12 +306,12 @@ static void ops_on_wrapped(gpumat_gemm_backend backend, gpumat_dtype dt)
     enum { M = 67, K = 61, N = 129 };
     gpumat_matrix *a, *b, *w, *sum, *prod, *t;
     double *ha, *hb, *hw;
-    CHECK_OK(tu_random_matrix(ctx, &g_rng, M, K, dt, &a, &ha));
-    CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &b));
-    CHECK_OK(gpumat_matrix_create(ctx, K, N, dt, &w));
-    CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &sum));
-    CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &prod));
-    CHECK_OK(gpumat_matrix_create(ctx, N, M, dt, &t));
+    TU_CHECK_OK(tu_random_matrix(ctx, &g_rng, M, K, dt, &a, &ha));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &b));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, K, N, dt, &w));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &sum));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &prod));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, N, M, dt, &t));
     /* b and w arrive through raw OpenCL writes on the caller's queue. */
     hb = tu_random_host(&g_rng, M * K, dt);
     hw = tu_random_host(&g_rng, K * N, dt);
@@ -334,13 +319,13 @@ static void ops_on_wrapped(gpumat_gemm_backend backend, gpumat_dtype dt)
     assert_non_null(hw);
     raw_write(b, hb);
     raw_write(w, hw);
-    CHECK_OK(tu_poison(sum));
-    CHECK_OK(tu_poison(prod));
-    CHECK_OK(tu_poison(t));
+    TU_CHECK_OK(tu_poison(sum));
+    TU_CHECK_OK(tu_poison(prod));
+    TU_CHECK_OK(tu_poison(t));
 
-    CHECK_OK(gpumat_add(sum, a, b));
-    CHECK_OK(gpumat_multiply(prod, a, w));
-    CHECK_OK(gpumat_transpose(t, prod));
+    TU_CHECK_OK(gpumat_add(sum, a, b));
+    TU_CHECK_OK(gpumat_multiply(prod, a, w));
+    TU_CHECK_OK(gpumat_transpose(t, prod));
 
     static double out[M * N > M * K ? M * N : M * K], out2[M * N > M * K ? M * N : M * K];
     static double ref[M * N], scale[M * N], tref[N * M], sref[M * K], sscale[M * K];
@@ -352,7 +337,7 @@ static void ops_on_wrapped(gpumat_gemm_backend backend, gpumat_dtype dt)
     snprintf(what, sizeof what, "wrapped add %s (%s), clEnqueueReadBuffer", dn, bn);
     raw_read(sum, out);
     compare_or_fail(what, M, K, out, sref, sscale, tu_add_tolerance(dt));
-    CHECK_OK(tu_download(sum, out2));
+    TU_CHECK_OK(tu_download(sum, out2));
     snprintf(what, sizeof what, "wrapped add %s (%s), download", dn, bn);
     compare_or_fail(what, M, K, out2, sref, sscale, tu_add_tolerance(dt));
 
@@ -360,7 +345,7 @@ static void ops_on_wrapped(gpumat_gemm_backend backend, gpumat_dtype dt)
     raw_read(prod, out);
     snprintf(what, sizeof what, "wrapped multiply %s (%s), clEnqueueReadBuffer", dn, bn);
     compare_or_fail(what, M, N, out, ref, scale, tu_gemm_tolerance(dt, K));
-    CHECK_OK(tu_download(prod, out2));
+    TU_CHECK_OK(tu_download(prod, out2));
     snprintf(what, sizeof what, "wrapped multiply %s (%s), download", dn, bn);
     compare_or_fail(what, M, N, out2, out, NULL, 0.0); /* the same bits */
 
@@ -368,11 +353,11 @@ static void ops_on_wrapped(gpumat_gemm_backend backend, gpumat_dtype dt)
     raw_read(t, out2);
     snprintf(what, sizeof what, "wrapped transpose %s (%s), clEnqueueReadBuffer", dn, bn);
     compare_or_fail(what, N, M, out2, tref, NULL, 0.0);
-    CHECK_OK(tu_download(t, out2));
+    TU_CHECK_OK(tu_download(t, out2));
     snprintf(what, sizeof what, "wrapped transpose %s (%s), download", dn, bn);
     compare_or_fail(what, N, M, out2, tref, NULL, 0.0);
 
-    CHECK_OK(gpumat_finish(ctx));
+    TU_CHECK_OK(gpumat_finish(ctx));
     gpumat_matrix_destroy(a);
     gpumat_matrix_destroy(b);
     gpumat_matrix_destroy(w);
@@ -416,9 +401,9 @@ static void test_two_wraps(void **state)
     assert_ptr_not_equal(c1, c2);
     gpumat_matrix *a, *b, *c;
     double *ha, *hb;
-    CHECK_OK(tu_random_matrix(c1, &g_rng, 5, 5, GPUMAT_F32, &a, &ha));
-    CHECK_OK(tu_random_matrix(c2, &g_rng, 5, 5, GPUMAT_F32, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(c1, 5, 5, GPUMAT_F32, &c));
+    TU_CHECK_OK(tu_random_matrix(c1, &g_rng, 5, 5, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(c2, &g_rng, 5, 5, GPUMAT_F32, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(c1, 5, 5, GPUMAT_F32, &c));
     assert_int_equal(gpumat_add(c, a, b), GPUMAT_ERR_CONTEXT_MISMATCH);
     char msg[MSG_SIZE];
     int ok1 = tu_context_works(c1, GPUMAT_F32, &g_rng, msg, sizeof msg);
@@ -448,9 +433,9 @@ static void test_caller_objects_survive(void **state)
     gpumat_context_destroy(ctx);
 
     cl_uint ndev = 0;
-    CHECK_CL(clGetContextInfo(g_cl.ctx, CL_CONTEXT_NUM_DEVICES, sizeof ndev, &ndev, NULL));
+    TU_CHECK_CL(clGetContextInfo(g_cl.ctx, CL_CONTEXT_NUM_DEVICES, sizeof ndev, &ndev, NULL));
     assert_int_equal(ndev, 1);
-    CHECK_CL(clFinish(g_cl.queue));
+    TU_CHECK_CL(clFinish(g_cl.queue));
     cl_int err;
     enum { N = 257 };
     float in[N], out[N];
@@ -461,9 +446,9 @@ static void test_caller_objects_survive(void **state)
     cl_mem buf = clCreateBuffer(g_cl.ctx, CL_MEM_READ_WRITE, sizeof in, NULL, &err);
     if (!buf)
         fail_msg("clCreateBuffer on the caller's context after destroy: %d", (int)err);
-    CHECK_CL(clEnqueueWriteBuffer(g_cl.queue, buf, CL_TRUE, 0, sizeof in, in, 0, NULL, NULL));
-    CHECK_CL(clEnqueueReadBuffer(g_cl.queue, buf, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL));
-    CHECK_CL(clReleaseMemObject(buf));
+    TU_CHECK_CL(clEnqueueWriteBuffer(g_cl.queue, buf, CL_TRUE, 0, sizeof in, in, 0, NULL, NULL));
+    TU_CHECK_CL(clEnqueueReadBuffer(g_cl.queue, buf, CL_TRUE, 0, sizeof out, out, 0, NULL, NULL));
+    TU_CHECK_CL(clReleaseMemObject(buf));
     assert_memory_equal(in, out, sizeof in);
 }
 

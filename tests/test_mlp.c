@@ -27,14 +27,6 @@ enum { TRAIN_IMAGES = 6400, TEST_IMAGES = 2000, BATCH = 64, EPOCHS = 3 };
 static gpumat_context *g_ctx;
 static mlp_data g_train, g_test;
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(g_ctx));                                         \
-    } while (0)
-
 static int setup(void **state)
 {
     (void)state;
@@ -86,16 +78,16 @@ static void train_and_check(mlp_optimizer optimizer)
     mlp_options o;
     small_options(&o, optimizer);
     mlp *net;
-    CHECK_OK(mlp_create(g_ctx, &o, &net));
+    TU_CHECK_OK(mlp_create(g_ctx, &o, &net));
     mlp_stats start, tr, te;
-    CHECK_OK(mlp_evaluate(net, &g_train, &start, NULL));
+    TU_CHECK_OK(mlp_evaluate(net, &g_train, &start, NULL));
     for (unsigned e = 1; e <= EPOCHS; ++e) {
-        CHECK_OK(mlp_train_epoch(net, &g_train, e, &tr));
+        TU_CHECK_OK(mlp_train_epoch(net, &g_train, e, &tr));
         print_message("  %s epoch %u: loss %.4f, train accuracy %.1f%%\n",
                       optimizer == MLP_ADAM ? "adam" : "momentum", e, tr.loss,
                       100.0 * tr.correct / tr.seen);
     }
-    CHECK_OK(mlp_evaluate(net, &g_test, &te, NULL));
+    TU_CHECK_OK(mlp_evaluate(net, &g_test, &te, NULL));
     mlp_destroy(net);
     double accuracy = (double)te.correct / te.seen;
     print_message("  loss %.4f at the start, %.4f after %d steps; test accuracy %.1f%%\n",
@@ -129,9 +121,9 @@ static void test_deterministic(void **state)
     mlp_stats a[2], b[2];
     for (int run = 0; run < 2; ++run) {
         mlp *net;
-        CHECK_OK(mlp_create(g_ctx, &o, &net));
-        CHECK_OK(mlp_train_epoch(net, &g_train, 1, &a[run]));
-        CHECK_OK(mlp_evaluate(net, &g_test, &b[run], NULL));
+        TU_CHECK_OK(mlp_create(g_ctx, &o, &net));
+        TU_CHECK_OK(mlp_train_epoch(net, &g_train, 1, &a[run]));
+        TU_CHECK_OK(mlp_evaluate(net, &g_test, &b[run], NULL));
         mlp_destroy(net);
     }
     if (a[0].loss != a[1].loss || a[0].correct != a[1].correct || b[0].loss != b[1].loss ||

@@ -31,36 +31,16 @@
 static gpumat_context *g_ctx;
 static uint64_t g_stream = 1;
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static int group_setup(void **state)
 {
     (void)state;
-    gpumat_options opt;
-    gpumat_options_init(&opt);
-    opt.gemm_backend = GPUMAT_GEMM_NATIVE;
-    gpumat_status s = gpumat_context_create(&g_ctx, &opt);
-    if (s != GPUMAT_OK) {
-        print_error("context_create: %d (%s): %s\n", (int)s, gpumat_strerror(s),
-                    gpumat_last_error(NULL));
-        return -1;
-    }
-    return 0;
+    return tu_group_context_create(&g_ctx, 1);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    gpumat_status s = gpumat_finish(g_ctx);
-    gpumat_context_destroy(g_ctx);
-    g_ctx = NULL;
-    return s == GPUMAT_OK ? 0 : -1;
+    return tu_group_context_destroy(&g_ctx);
 }
 
 static void rng_for_test(tu_rng *rng) { tu_rng_init(rng, g_stream++); }
@@ -90,7 +70,7 @@ static int dtype_ok(gpumat_dtype dt)
 static gpumat_matrix *rand_mat(tu_rng *rng, size_t r, size_t c, gpumat_dtype dt, double **h)
 {
     gpumat_matrix *m;
-    CHECK_OK(tu_random_matrix(g_ctx, rng, r, c, dt, &m, h));
+    TU_CHECK_OK(tu_random_matrix(g_ctx, rng, r, c, dt, &m, h));
     return m;
 }
 
@@ -98,8 +78,8 @@ static gpumat_matrix *rand_mat(tu_rng *rng, size_t r, size_t c, gpumat_dtype dt,
 static gpumat_matrix *mat_of(const double *h, size_t r, size_t c, gpumat_dtype dt)
 {
     gpumat_matrix *m;
-    CHECK_OK(gpumat_matrix_create(g_ctx, r, c, dt, &m));
-    CHECK_OK(tu_upload(m, h));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, r, c, dt, &m));
+    TU_CHECK_OK(tu_upload(m, h));
     return m;
 }
 
@@ -107,15 +87,15 @@ static gpumat_matrix *mat_of(const double *h, size_t r, size_t c, gpumat_dtype d
 static gpumat_matrix *poisoned(size_t r, size_t c, gpumat_dtype dt)
 {
     gpumat_matrix *m;
-    CHECK_OK(gpumat_matrix_create(g_ctx, r, c, dt, &m));
-    CHECK_OK(tu_poison(m));
+    TU_CHECK_OK(gpumat_matrix_create(g_ctx, r, c, dt, &m));
+    TU_CHECK_OK(tu_poison(m));
     return m;
 }
 
 static double *fetch(const gpumat_matrix *m)
 {
     double *h = xmalloc(gpumat_matrix_rows(m) * gpumat_matrix_cols(m) * sizeof *h);
-    CHECK_OK(tu_download(m, h));
+    TU_CHECK_OK(tu_download(m, h));
     return h;
 }
 
@@ -166,11 +146,11 @@ static void run_geam(tu_rng *rng, gpumat_dtype dt, size_t rows, size_t cols, gpu
     double *ha, *hb;
     gpumat_matrix *a = rand_mat(rng, ar, ac, dt, &ha), *b = rand_mat(rng, br, bc, dt, &hb);
     if (alpha == 0)
-        CHECK_OK(tu_poison(a));
+        TU_CHECK_OK(tu_poison(a));
     if (beta == 0)
-        CHECK_OK(tu_poison(b));
+        TU_CHECK_OK(tu_poison(b));
     gpumat_matrix *c = poisoned(rows, cols, dt);
-    CHECK_OK(gpumat_geam(oa, alpha, a, ob, beta, b, c));
+    TU_CHECK_OK(gpumat_geam(oa, alpha, a, ob, beta, b, c));
 
     double ra = round_to(dt, alpha), rb = round_to(dt, beta);
     double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
@@ -242,9 +222,9 @@ static void geam_in_place(gpumat_dtype dt)
                 gpumat_matrix *y = rand_mat(&rng, other_t ? c : r, other_t ? r : c, dt, &hy);
                 gpumat_op oy = other_t ? GPUMAT_TRANS : GPUMAT_NO_TRANS;
                 if (target == 0)
-                    CHECK_OK(gpumat_geam(GPUMAT_NO_TRANS, alpha, x, oy, beta, y, x));
+                    TU_CHECK_OK(gpumat_geam(GPUMAT_NO_TRANS, alpha, x, oy, beta, y, x));
                 else
-                    CHECK_OK(gpumat_geam(oy, beta, y, GPUMAT_NO_TRANS, alpha, x, x));
+                    TU_CHECK_OK(gpumat_geam(oy, beta, y, GPUMAT_NO_TRANS, alpha, x, x));
                 double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
                 for (size_t i = 0; i < r; ++i)
                     for (size_t j = 0; j < c; ++j) {
@@ -268,7 +248,7 @@ static void geam_in_place(gpumat_dtype dt)
     /* a == b: c = 0.5 a + 2 a^T on a square matrix. */
     double *ha;
     gpumat_matrix *a = rand_mat(&rng, 33, 33, dt, &ha), *c = poisoned(33, 33, dt);
-    CHECK_OK(gpumat_geam(GPUMAT_NO_TRANS, 0.5, a, GPUMAT_TRANS, 2.0, a, c));
+    TU_CHECK_OK(gpumat_geam(GPUMAT_NO_TRANS, 0.5, a, GPUMAT_TRANS, 2.0, a, c));
     double ref[33 * 33], scale[33 * 33];
     for (size_t i = 0; i < 33; ++i)
         for (size_t j = 0; j < 33; ++j) {
@@ -301,7 +281,7 @@ static void sub_scale_axpy(gpumat_dtype dt)
         double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
         char what[128];
 
-        CHECK_OK(gpumat_sub(out, a, b));
+        TU_CHECK_OK(gpumat_sub(out, a, b));
         for (size_t i = 0; i < n; ++i) {
             ref[i] = ha[i] - hb[i];
             scale[i] = fabs(ref[i]);
@@ -309,8 +289,8 @@ static void sub_scale_axpy(gpumat_dtype dt)
         snprintf(what, sizeof what, "sub %zux%zu %s", r, c, tu_dtype_name(dt));
         expect_matrix(what, out, ref, scale, u);
 
-        CHECK_OK(tu_poison(out));
-        CHECK_OK(gpumat_scale(out, -0.3, a));
+        TU_CHECK_OK(tu_poison(out));
+        TU_CHECK_OK(gpumat_scale(out, -0.3, a));
         for (size_t i = 0; i < n; ++i) {
             ref[i] = -0.3 * ha[i];
             scale[i] = fabs(ref[i]);
@@ -319,7 +299,7 @@ static void sub_scale_axpy(gpumat_dtype dt)
         expect_matrix(what, out, ref, scale, 3 * u);
 
         /* b += 2.5 a, in place by definition. */
-        CHECK_OK(gpumat_axpy(2.5, a, b));
+        TU_CHECK_OK(gpumat_axpy(2.5, a, b));
         for (size_t i = 0; i < n; ++i) {
             ref[i] = hb[i] + 2.5 * ha[i];
             scale[i] = fabs(hb[i]) + fabs(2.5 * ha[i]);
@@ -329,11 +309,11 @@ static void sub_scale_axpy(gpumat_dtype dt)
         expect_matrix("axpy: a unchanged", a, ha, NULL, 0);
 
         /* In place: a = a - a is exactly 0; a = 2 a is exact. */
-        CHECK_OK(gpumat_scale(a, 2.0, a));
+        TU_CHECK_OK(gpumat_scale(a, 2.0, a));
         for (size_t i = 0; i < n; ++i)
             ref[i] = 2 * ha[i];
         expect_matrix("scale in place", a, ref, NULL, 0);
-        CHECK_OK(gpumat_sub(a, a, a));
+        TU_CHECK_OK(gpumat_sub(a, a, a));
         for (size_t i = 0; i < n; ++i)
             ref[i] = 0;
         expect_matrix("sub in place", a, ref, NULL, 0);
@@ -375,7 +355,7 @@ static void hadamard_suite(gpumat_dtype dt)
                 dst = b;
             else
                 dst = out = poisoned(r, c, dt);
-            CHECK_OK(gpumat_hadamard(dst, a, second));
+            TU_CHECK_OK(gpumat_hadamard(dst, a, second));
             double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
             for (size_t i = 0; i < n; ++i) {
                 ref[i] = ha[i] * hs[i];
@@ -419,20 +399,20 @@ static void relu_suite(gpumat_dtype dt)
             char what[128];
 
             gpumat_matrix *y = in_place == 1 ? x : poisoned(r, c, dt);
-            CHECK_OK(gpumat_relu(y, x));
+            TU_CHECK_OK(gpumat_relu(y, x));
             for (size_t i = 0; i < n; ++i)
                 ref[i] = hx[i] > 0 ? hx[i] : 0.0;
             snprintf(what, sizeof what, "relu %zux%zu %s%s", r, c, tu_dtype_name(dt),
                      y == x ? " in place" : "");
             expect_matrix(what, y, ref, NULL, 0);
             if (y == x) /* x now holds relu(x); put the input back */
-                CHECK_OK(tu_upload(x, hx));
+                TU_CHECK_OK(tu_upload(x, hx));
             else
                 gpumat_matrix_destroy(y);
 
             /* in_place 0: dx separate; 1: dx == x; 2: dx == dy. */
             gpumat_matrix *dx = in_place == 0 ? poisoned(r, c, dt) : in_place == 1 ? x : dy;
-            CHECK_OK(gpumat_relu_backward(dx, dy, x));
+            TU_CHECK_OK(gpumat_relu_backward(dx, dy, x));
             for (size_t i = 0; i < n; ++i)
                 ref[i] = hx[i] > 0 ? hdy[i] : 0.0;
             snprintf(what, sizeof what, "relu_backward %zux%zu %s dx=%s", r, c,
@@ -451,7 +431,7 @@ static void relu_suite(gpumat_dtype dt)
     /* NaN passes through relu (a broken activation must surface). */
     double h[5] = {NAN, -1, 2, NAN, 0};
     gpumat_matrix *x = mat_of(h, 1, 5, dt), *y = poisoned(1, 5, dt);
-    CHECK_OK(gpumat_relu(y, x));
+    TU_CHECK_OK(gpumat_relu(y, x));
     double *out = fetch(y);
     assert_true(isnan(out[0]) && isnan(out[3]));
     assert_true(out[1] == 0 && out[2] == 2 && out[4] == 0);
@@ -477,7 +457,7 @@ static void add_row_vector_suite(gpumat_dtype dt)
             double *ha, *hv;
             gpumat_matrix *a = rand_mat(&rng, r, c, dt, &ha), *v = rand_mat(&rng, 1, c, dt, &hv);
             gpumat_matrix *out = in_place ? a : poisoned(r, c, dt);
-            CHECK_OK(gpumat_add_row_vector(out, a, v));
+            TU_CHECK_OK(gpumat_add_row_vector(out, a, v));
             double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
             for (size_t i = 0; i < r; ++i)
                 for (size_t j = 0; j < c; ++j) {
@@ -523,7 +503,7 @@ static void sum_cols_suite(gpumat_dtype dt)
         size_t r = shapes[s][0], c = shapes[s][1];
         double *ha;
         gpumat_matrix *a = rand_mat(&rng, r, c, dt, &ha), *v = poisoned(1, c, dt);
-        CHECK_OK(gpumat_sum_cols(v, a));
+        TU_CHECK_OK(gpumat_sum_cols(v, a));
         double *ref = xmalloc(c * sizeof *ref), *scale = xmalloc(c * sizeof *scale);
         for (size_t j = 0; j < c; ++j)
             ref[j] = scale[j] = 0;
@@ -596,7 +576,7 @@ static void softmax_suite(gpumat_dtype dt)
                     hx[i] = round_to(dt, 500 + 30 * hx[i] + (i % 3 == 0 ? 250 : 0));
             gpumat_matrix *x = mat_of(hx, r, c, dt);
             gpumat_matrix *y = variant == 2 ? x : poisoned(r, c, dt);
-            CHECK_OK(gpumat_softmax_rows(y, x));
+            TU_CHECK_OK(gpumat_softmax_rows(y, x));
             double *ref = xmalloc(n * sizeof *ref), *scale = xmalloc(n * sizeof *scale);
             /* Outputs below the smallest normal number may flush to 0
              * (the large inputs make some): an absolute 2^-124 (F32) or
@@ -665,7 +645,7 @@ static void argmax_suite(gpumat_dtype dt)
                         hx[c + j] = -2.5;
             }
             gpumat_matrix *x = mat_of(hx, r, c, dt), *idx = poisoned(r, 1, dt);
-            CHECK_OK(gpumat_argmax_rows(idx, x));
+            TU_CHECK_OK(gpumat_argmax_rows(idx, x));
             double *ref = xmalloc(r * sizeof *ref);
             for (size_t i = 0; i < r; ++i)
                 ref[i] = (double)ref_argmax(hx + i * c, c);
@@ -704,11 +684,11 @@ static void run_xent(tu_rng *rng, gpumat_dtype dt, size_t r, size_t c, int mode)
     /* Spread the logits to [-4, 4] so that the softmax is far from uniform. */
     for (size_t i = 0; i < n; ++i)
         hz[i] = round_to(dt, 4 * hz[i]);
-    CHECK_OK(tu_upload(z, hz));
+    TU_CHECK_OK(tu_upload(z, hz));
     gpumat_matrix *y = mat_of(hy, r, 1, dt);
     gpumat_matrix *loss = mode == 2 ? NULL : poisoned(1, 1, dt);
     gpumat_matrix *dz = mode == 1 ? NULL : mode == 3 ? z : poisoned(r, c, dt);
-    CHECK_OK(gpumat_softmax_cross_entropy(loss, dz, z, y));
+    TU_CHECK_OK(gpumat_softmax_cross_entropy(loss, dz, z, y));
 
     double *p = xmalloc(c * sizeof *p), *gref = xmalloc(n * sizeof *gref);
     double *gscale = xmalloc(n * sizeof *gscale);
@@ -795,7 +775,7 @@ static void test_xent_bad_labels(void **state)
         hy[3] = bad[b];
         gpumat_matrix *z = rand_mat(&rng, R, C, GPUMAT_F32, &hz), *y = mat_of(hy, R, 1, GPUMAT_F32);
         gpumat_matrix *loss = poisoned(1, 1, GPUMAT_F32), *dz = poisoned(R, C, GPUMAT_F32);
-        CHECK_OK(gpumat_softmax_cross_entropy(loss, dz, z, y));
+        TU_CHECK_OK(gpumat_softmax_cross_entropy(loss, dz, z, y));
         double *hl = fetch(loss), *hd = fetch(dz);
         if (!isnan(hl[0]))
             fail_msg("label %g: loss %g, expected NaN", bad[b], hl[0]);
@@ -833,7 +813,7 @@ static void gather_suite(gpumat_dtype dt)
         double *hs, *hi = random_labels(&rng, m, sr);
         gpumat_matrix *src = rand_mat(&rng, sr, c, dt, &hs), *idx = mat_of(hi, m, 1, dt);
         gpumat_matrix *dst = poisoned(m, c, dt);
-        CHECK_OK(gpumat_gather_rows(dst, src, idx));
+        TU_CHECK_OK(gpumat_gather_rows(dst, src, idx));
         double *ref = xmalloc(m * c * sizeof *ref);
         for (size_t i = 0; i < m; ++i)
             memcpy(ref + i * c, hs + (size_t)hi[i] * c, c * sizeof *ref);
@@ -853,7 +833,7 @@ static void gather_suite(gpumat_dtype dt)
     double *hs;
     gpumat_matrix *src = rand_mat(&rng, 3, 5, dt, &hs), *idx = mat_of(hi, 4, 1, dt);
     gpumat_matrix *dst = poisoned(4, 5, dt);
-    CHECK_OK(gpumat_gather_rows(dst, src, idx));
+    TU_CHECK_OK(gpumat_gather_rows(dst, src, idx));
     double *out = fetch(dst);
     for (size_t j = 0; j < 5; ++j) {
         assert_true(out[j] == hs[5 + j] && out[10 + j] == hs[j]);
@@ -896,7 +876,7 @@ static void adam_suite(gpumat_dtype dt)
         for (uint64_t t = 1; t <= 3; ++t) {
             double *hg;
             gpumat_matrix *g = rand_mat(&rng, r, c, dt, &hg);
-            CHECK_OK(gpumat_adam_update(p, g, m, v, lr, b1, b2, eps, t));
+            TU_CHECK_OK(gpumat_adam_update(p, g, m, v, lr, b1, b2, eps, t));
             double bc1 = 1 - pow(b1, (double)t), bc2 = 1 - pow(b2, (double)t);
             double lr_t = lr * sqrt(bc2) / bc1;
             for (size_t i = 0; i < n; ++i) {
@@ -917,9 +897,9 @@ static void adam_suite(gpumat_dtype dt)
             expect_matrix(what, v, rv, sv, 5 * u);
             expect_matrix(what, p, rp, sp, 2 * u);
             expect_matrix("adam: grad unchanged", g, hg, NULL, 0);
-            CHECK_OK(tu_download(p, hp));
-            CHECK_OK(tu_download(m, hm));
-            CHECK_OK(tu_download(v, hv));
+            TU_CHECK_OK(tu_download(p, hp));
+            TU_CHECK_OK(tu_download(m, hm));
+            TU_CHECK_OK(tu_download(v, hv));
             gpumat_matrix_destroy(g);
             free(hg);
         }
@@ -1040,9 +1020,9 @@ static void test_errors_elementwise(void **state)
         gpumat_matrix_destroy(d);
     }
     gpumat_context *other;
-    CHECK_OK(gpumat_context_create(&other, NULL));
+    TU_CHECK_OK(gpumat_context_create(&other, NULL));
     gpumat_matrix *o;
-    CHECK_OK(gpumat_matrix_create(other, 3, 4, GPUMAT_F32, &o));
+    TU_CHECK_OK(gpumat_matrix_create(other, 3, 4, GPUMAT_F32, &o));
     EXPECT_FAIL(gpumat_geam(N, 1, a, N, 1, o, c), GPUMAT_ERR_CONTEXT_MISMATCH, "geam",
                 "different contexts");
     EXPECT_FAIL(gpumat_hadamard(o, a, b), GPUMAT_ERR_CONTEXT_MISMATCH, "hadamard",
@@ -1165,9 +1145,9 @@ static double *away_from_zero(tu_rng *rng, size_t n)
 static double relu_objective(gpumat_matrix *x, gpumat_matrix *w, gpumat_matrix *tmp,
                              gpumat_matrix *colsum)
 {
-    CHECK_OK(gpumat_relu(tmp, x));
-    CHECK_OK(gpumat_hadamard(tmp, tmp, w));
-    CHECK_OK(gpumat_sum_cols(colsum, tmp));
+    TU_CHECK_OK(gpumat_relu(tmp, x));
+    TU_CHECK_OK(gpumat_hadamard(tmp, tmp, w));
+    TU_CHECK_OK(gpumat_sum_cols(colsum, tmp));
     double *h = fetch(colsum), s = 0;
     for (size_t j = 0; j < gpumat_matrix_cols(colsum); ++j)
         s += h[j];
@@ -1190,15 +1170,15 @@ static void test_gradcheck_relu(void **state)
     gpumat_matrix *tmp = poisoned(R, C, GPUMAT_F64), *colsum = poisoned(1, C, GPUMAT_F64);
     gpumat_matrix *dx = poisoned(R, C, GPUMAT_F64);
     /* dL/drelu(x) = w, so relu_backward(w, x) is the gradient. */
-    CHECK_OK(gpumat_relu_backward(dx, w, x));
+    TU_CHECK_OK(gpumat_relu_backward(dx, w, x));
     double *g = fetch(dx);
     for (size_t i = 0; i < N; ++i) {
         double keep = hx[i];
         hx[i] = keep + FD_H;
-        CHECK_OK(tu_upload(x, hx));
+        TU_CHECK_OK(tu_upload(x, hx));
         double up = relu_objective(x, w, tmp, colsum);
         hx[i] = keep - FD_H;
-        CHECK_OK(tu_upload(x, hx));
+        TU_CHECK_OK(tu_upload(x, hx));
         double down = relu_objective(x, w, tmp, colsum);
         hx[i] = keep;
         expect_gradient("relu_backward", i, g[i], (up - down) / (2 * FD_H));
@@ -1214,7 +1194,7 @@ static void test_gradcheck_relu(void **state)
 static double loss_of(gpumat_matrix *loss)
 {
     double v;
-    CHECK_OK(tu_download(loss, &v));
+    TU_CHECK_OK(tu_download(loss, &v));
     return v;
 }
 
@@ -1234,19 +1214,19 @@ static void test_gradcheck_xent(void **state)
         gpumat_matrix *z = rand_mat(&rng, r, c, GPUMAT_F64, &hz), *y = mat_of(hy, r, 1, GPUMAT_F64);
         for (size_t i = 0; i < n; ++i)
             hz[i] *= 3;
-        CHECK_OK(tu_upload(z, hz));
+        TU_CHECK_OK(tu_upload(z, hz));
         gpumat_matrix *loss = poisoned(1, 1, GPUMAT_F64), *dz = poisoned(r, c, GPUMAT_F64);
-        CHECK_OK(gpumat_softmax_cross_entropy(NULL, dz, z, y));
+        TU_CHECK_OK(gpumat_softmax_cross_entropy(NULL, dz, z, y));
         double *g = fetch(dz);
         for (size_t i = 0; i < n; ++i) {
             double keep = hz[i];
             hz[i] = keep + FD_H;
-            CHECK_OK(tu_upload(z, hz));
-            CHECK_OK(gpumat_softmax_cross_entropy(loss, NULL, z, y));
+            TU_CHECK_OK(tu_upload(z, hz));
+            TU_CHECK_OK(gpumat_softmax_cross_entropy(loss, NULL, z, y));
             double up = loss_of(loss);
             hz[i] = keep - FD_H;
-            CHECK_OK(tu_upload(z, hz));
-            CHECK_OK(gpumat_softmax_cross_entropy(loss, NULL, z, y));
+            TU_CHECK_OK(tu_upload(z, hz));
+            TU_CHECK_OK(gpumat_softmax_cross_entropy(loss, NULL, z, y));
             double down = loss_of(loss);
             hz[i] = keep;
             char what[96];
@@ -1276,25 +1256,25 @@ typedef struct two_layer {
 
 static double two_layer_forward(two_layer *n)
 {
-    CHECK_OK(gpumat_multiply(n->z1, n->x, n->w1));
-    CHECK_OK(gpumat_add_row_vector(n->z1, n->z1, n->b1));
-    CHECK_OK(gpumat_relu(n->a1, n->z1));
-    CHECK_OK(gpumat_multiply(n->z2, n->a1, n->w2));
-    CHECK_OK(gpumat_add_row_vector(n->z2, n->z2, n->b2));
-    CHECK_OK(gpumat_softmax_cross_entropy(n->loss, n->dz2, n->z2, n->y));
+    TU_CHECK_OK(gpumat_multiply(n->z1, n->x, n->w1));
+    TU_CHECK_OK(gpumat_add_row_vector(n->z1, n->z1, n->b1));
+    TU_CHECK_OK(gpumat_relu(n->a1, n->z1));
+    TU_CHECK_OK(gpumat_multiply(n->z2, n->a1, n->w2));
+    TU_CHECK_OK(gpumat_add_row_vector(n->z2, n->z2, n->b2));
+    TU_CHECK_OK(gpumat_softmax_cross_entropy(n->loss, n->dz2, n->z2, n->y));
     return loss_of(n->loss);
 }
 
 static void two_layer_backward(two_layer *n)
 {
     const gpumat_op N = GPUMAT_NO_TRANS, T = GPUMAT_TRANS;
-    CHECK_OK(gpumat_gemm(T, N, 1, n->a1, n->dz2, 0, n->dw2));
-    CHECK_OK(gpumat_sum_cols(n->db2, n->dz2));
-    CHECK_OK(gpumat_gemm(N, T, 1, n->dz2, n->w2, 0, n->dz1));
-    CHECK_OK(gpumat_relu_backward(n->dz1, n->dz1, n->z1));
-    CHECK_OK(gpumat_gemm(T, N, 1, n->x, n->dz1, 0, n->dw1));
-    CHECK_OK(gpumat_sum_cols(n->db1, n->dz1));
-    CHECK_OK(gpumat_gemm(N, T, 1, n->dz1, n->w1, 0, n->dx));
+    TU_CHECK_OK(gpumat_gemm(T, N, 1, n->a1, n->dz2, 0, n->dw2));
+    TU_CHECK_OK(gpumat_sum_cols(n->db2, n->dz2));
+    TU_CHECK_OK(gpumat_gemm(N, T, 1, n->dz2, n->w2, 0, n->dz1));
+    TU_CHECK_OK(gpumat_relu_backward(n->dz1, n->dz1, n->z1));
+    TU_CHECK_OK(gpumat_gemm(T, N, 1, n->x, n->dz1, 0, n->dw1));
+    TU_CHECK_OK(gpumat_sum_cols(n->db1, n->dz1));
+    TU_CHECK_OK(gpumat_gemm(N, T, 1, n->dz1, n->w1, 0, n->dx));
 }
 
 static void test_gradcheck_two_layer(void **state)
@@ -1369,13 +1349,13 @@ static void test_gradcheck_two_layer(void **state)
         for (size_t i = 0; i < checks[c].count; ++i) {
             double keep = h[i];
             h[i] = keep + FD_H;
-            CHECK_OK(tu_upload(checks[c].param, h));
+            TU_CHECK_OK(tu_upload(checks[c].param, h));
             double up = two_layer_forward(&n);
             h[i] = keep - FD_H;
-            CHECK_OK(tu_upload(checks[c].param, h));
+            TU_CHECK_OK(tu_upload(checks[c].param, h));
             double down = two_layer_forward(&n);
             h[i] = keep;
-            CHECK_OK(tu_upload(checks[c].param, h));
+            TU_CHECK_OK(tu_upload(checks[c].param, h));
             char what[64];
             snprintf(what, sizeof what, "two-layer network %s", checks[c].name);
             expect_gradient(what, i, g[i], (up - down) / (2 * FD_H));

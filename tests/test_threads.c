@@ -38,21 +38,13 @@ static gpumat_context *g_ctx;
 static int group_setup(void **state)
 {
     (void)state;
-    gpumat_status s = gpumat_context_create(&g_ctx, NULL);
-    if (s != GPUMAT_OK) {
-        print_error("context_create: %d: %s\n", (int)s, gpumat_last_error(NULL));
-        return -1;
-    }
-    return 0;
+    return tu_group_context_create(&g_ctx, 0);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    gpumat_status s = gpumat_finish(g_ctx);
-    gpumat_context_destroy(g_ctx);
-    g_ctx = NULL;
-    return s == GPUMAT_OK ? 0 : -1;
+    return tu_group_context_destroy(&g_ctx);
 }
 
 typedef struct worker {

@@ -33,14 +33,6 @@
 #define MSG_SIZE 1024
 #define PATH_SIZE 4400
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static char g_root[PATH_SIZE];
 static unsigned g_dir_count;
 static uint64_t g_stream = 1;
@@ -63,30 +55,6 @@ static void pathf(char *out, const char *fmt, ...)
     int n = vsnprintf(out, PATH_SIZE, fmt, ap);
     va_end(ap);
     assert_true(n >= 0 && n < PATH_SIZE);
-}
-
-static void remove_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *dir = opendir(path);
-        if (dir) {
-            struct dirent *e;
-            while ((e = readdir(dir)) != NULL) {
-                if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                    continue;
-                char child[PATH_SIZE];
-                pathf(child, "%s/%s", path, e->d_name);
-                remove_tree(child);
-            }
-            closedir(dir);
-        }
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
 }
 
 /* A fresh directory for one test, made the cache directory. */
@@ -112,7 +80,7 @@ static gpumat_context *create(gpumat_gemm_backend backend)
     gpumat_options_init(&o);
     o.gemm_backend = backend;
     gpumat_context *ctx = NULL;
-    CHECK_OK(gpumat_context_create(&ctx, &o));
+    TU_CHECK_OK(gpumat_context_create(&ctx, &o));
     return ctx;
 }
 
@@ -130,8 +98,8 @@ static void device_key_get(device_key *k)
     setenv("GPUMAT_TUNING", "off", 1);
     gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
     unsetenv("GPUMAT_TUNING");
-    CHECK_OK(gpumat_context_device(ctx, &k->info));
-    CHECK_OK(gpumat_context_tuning_path(ctx, k->path, sizeof k->path));
+    TU_CHECK_OK(gpumat_context_device(ctx, &k->info));
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, k->path, sizeof k->path));
     snprintf(k->shipped_options, sizeof k->shipped_options, "%s",
              gpumat_context_build_options(ctx));
     snprintf(k->profile, sizeof k->profile, "%s", gpumat_context_profile(ctx));
@@ -162,11 +130,11 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
     tu_rng_init(&rng, g_stream++);
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
     double *ha = NULL, *hb = NULL;
-    CHECK_OK(tu_random_matrix(ctx, &rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &a, &ha));
-    CHECK_OK(tu_random_matrix(ctx, &rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &c));
-    CHECK_OK(tu_poison(c));
-    CHECK_OK(gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &c));
+    TU_CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
                          1.0, a, b, 0.0, c));
     double *opa = malloc(m * k * sizeof *opa), *opb = malloc(k * n * sizeof *opb);
     double *out = malloc(m * n * sizeof *out), *ref = malloc(m * n * sizeof *ref);
@@ -180,7 +148,7 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
         tu_ref_transpose(n, k, hb, opb);
     else
         memcpy(opb, hb, k * n * sizeof *opb);
-    CHECK_OK(tu_download(c, out));
+    TU_CHECK_OK(tu_download(c, out));
     tu_ref_gemm(m, k, n, opa, opb, ref, scale);
     char what[64], msg[MSG_SIZE];
     snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
@@ -203,7 +171,7 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
 static unsigned programs_built(const gpumat_context *ctx)
 {
     gpumat_build_stats stats;
-    CHECK_OK(gpumat_context_build_stats(ctx, &stats));
+    TU_CHECK_OK(gpumat_context_build_stats(ctx, &stats));
     return stats.programs_built;
 }
 
@@ -221,7 +189,7 @@ static void test_arguments(void **state)
     gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
     assert_int_equal(gpumat_context_tuning_path(ctx, NULL, 10), GPUMAT_ERR_INVALID_ARGUMENT);
     assert_int_equal(gpumat_context_tuning_path(ctx, path, 8), GPUMAT_ERR_INVALID_ARGUMENT);
-    CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
     gpumat_context_destroy(ctx);
 }
 
@@ -233,7 +201,7 @@ static void test_no_file(void **state)
     char dir[PATH_SIZE], path[PATH_SIZE], prefix[PATH_SIZE];
     fresh_cache_dir(dir);
     gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
-    CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
     pathf(prefix, "%s/tuning-", dir);
     assert_true(starts_with(path, prefix));
     const char *note = gpumat_context_tuning(ctx);
@@ -447,7 +415,7 @@ static void test_default_dirs(void **state)
     setenv("GPUMAT_CACHE", "off", 1);
     setenv("XDG_CACHE_HOME", dir, 1);
     gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
-    CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
     gpumat_context_destroy(ctx);
     pathf(prefix, "%s/gpumat/tuning-", dir);
     assert_true(starts_with(path, prefix));
@@ -455,7 +423,7 @@ static void test_default_dirs(void **state)
     unsetenv("XDG_CACHE_HOME");
     setenv("HOME", dir, 1);
     ctx = create(GPUMAT_GEMM_AUTO);
-    CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
     gpumat_context_destroy(ctx);
     pathf(prefix, "%s/.cache/gpumat/tuning-", dir);
     assert_true(starts_with(path, prefix));
@@ -474,19 +442,13 @@ static int group_setup(void **state)
     (void)state;
     for (size_t i = 0; i < ENV_COUNT; ++i)
         tu_env_save(&g_saved_env[i], g_env_names[i]);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(g_root, sizeof g_root, "%s/gpumat-test-tuning-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(g_root)) {
-        print_error("mkdtemp(%s): %s\n", g_root, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return tu_scratch_dir(g_root, sizeof g_root, "gpumat-test-tuning");
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    remove_tree(g_root);
+    tu_remove_tree(g_root);
     for (size_t i = 0; i < ENV_COUNT; ++i)
         tu_env_restore(&g_saved_env[i]);
     return 0;

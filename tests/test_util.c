@@ -4,12 +4,14 @@
 #include "test_util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -277,6 +279,74 @@ const char *tu_backend_name(gpumat_gemm_backend backend)
     case GPUMAT_GEMM_CLBLAST: return "clblast";
     }
     return "?";
+}
+
+int tu_scratch_dir(char *path, size_t size, const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(path, size, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+    if (n < 0 || (size_t)n >= size || !mkdtemp(path)) {
+        fprintf(stderr, "cannot make a scratch directory %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+void tu_remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return;
+    if (!S_ISDIR(st.st_mode)) {
+        unlink(path);
+        return;
+    }
+    chmod(path, 0700);
+    DIR *dir = opendir(path);
+    if (dir) {
+        struct dirent *e;
+        while ((e = readdir(dir)) != NULL) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            size_t len = strlen(path) + strlen(e->d_name) + 2;
+            char *child = malloc(len);
+            if (child) {
+                snprintf(child, len, "%s/%s", path, e->d_name);
+                tu_remove_tree(child);
+                free(child);
+            }
+        }
+        closedir(dir);
+    }
+    rmdir(path);
+}
+
+int tu_group_context_create(gpumat_context **ctx, int native)
+{
+    gpumat_options opt;
+    gpumat_options_init(&opt);
+    if (native)
+        opt.gemm_backend = GPUMAT_GEMM_NATIVE;
+    gpumat_status s = gpumat_context_create(ctx, &opt);
+    if (s != GPUMAT_OK) {
+        fprintf(stderr, "context_create: %d (%s): %s\n", (int)s, gpumat_strerror(s),
+                gpumat_last_error(NULL));
+        return -1;
+    }
+    return 0;
+}
+
+int tu_group_context_destroy(gpumat_context **ctx)
+{
+    gpumat_status s = gpumat_finish(*ctx);
+    gpumat_context_destroy(*ctx);
+    *ctx = NULL;
+    if (s != GPUMAT_OK) {
+        fprintf(stderr, "gpumat_finish at teardown: %d (%s): %s\n", (int)s, gpumat_strerror(s),
+                gpumat_last_error(NULL));
+        return -1;
+    }
+    return 0;
 }
 
 int tu_has_fp64(const gpumat_context *ctx)

@@ -138,4 +138,36 @@ void tu_env_restore(tu_saved_env *saved);
 int tu_context_works(gpumat_context *ctx, gpumat_dtype dtype, tu_rng *rng, char *msg,
                      size_t msg_size);
 
+/* Fail the running cmocka test with the call, its status (or OpenCL error)
+ * and the library's last error message.  Need <cmocka.h>. */
+#define TU_CHECK_OK(call)                                                               \
+    do {                                                                                \
+        gpumat_status s_ = (call);                                                      \
+        if (s_ != GPUMAT_OK)                                                            \
+            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
+                     gpumat_last_error(NULL));                                          \
+    } while (0)
+
+#define TU_CHECK_CL(call)                                                               \
+    do {                                                                                \
+        cl_int e_ = (call);                                                             \
+        if (e_ != CL_SUCCESS)                                                           \
+            fail_msg("%s -> OpenCL error %d", #call, (int)e_);                          \
+    } while (0)
+
+/* A new empty directory under $TMPDIR (else /tmp) named prefix-XXXXXX, its
+ * path to `path` (size bytes); -1 with a message on stderr on failure. */
+int tu_scratch_dir(char *path, size_t size, const char *prefix);
+
+/* Removes a file or a directory tree (making directories writable first:
+ * tests make some read-only). */
+void tu_remove_tree(const char *path);
+
+/* cmocka group setup and teardown around one shared context: creates it on
+ * the automatic device (with the native GEMM backend if `native`), printing
+ * the error and returning -1 on failure; the teardown waits for its work,
+ * destroys it and returns -1 if that wait failed. */
+int tu_group_context_create(gpumat_context **ctx, int native);
+int tu_group_context_destroy(gpumat_context **ctx);
+
 #endif /* GPUMAT_TEST_UTIL_H */
