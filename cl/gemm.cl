@@ -19,6 +19,13 @@
  *              other is read, with one barrier per K step instead of two.
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
  *              width) cover an MSUB x NSUB patch of the work-item grid.
+ *   ASYNC, ASYNC64  0, or the number of local buffers (2-4) of the big
+ *              tile's direct-copy pipeline (float, double): global memory is
+ *              copied straight into local tiles ASYNC-1 steps ahead, with one
+ *              barrier per step.  Plain copies everywhere; with
+ *              GPUMAT_NV_ASYNC (added by the library only for NVIDIA's own
+ *              compiler on sm_80 or newer) they are cp.async instructions,
+ *              which need no registers and let several steps be in flight.
  * A is staged transposed (As[k][m]) so that both operands are read along
  * the tile's M or N side.  The next K step's tiles are fetched into
  * registers while the current one is multiplied, so global latency hides
@@ -37,6 +44,7 @@
 #define GKWG KWG64
 #define SGKWG KWG64
 #define GLBUF LBUF64
+#define GASYNC ASYNC64
 #define BMWG MWG64
 #define BNWG NWG64
 #define BMDIMC MDIMC64
@@ -46,6 +54,7 @@
 #define GKWG KWG
 #define SGKWG SKWG
 #define GLBUF LBUF
+#define GASYNC ASYNC
 #define BMWG MWG
 #define BNWG NWG
 #define BMDIMC MDIMC
@@ -187,6 +196,28 @@
 #define GEMM_NS(MD, ND) (GEMM_SUB_OK(MD, ND) ? NSUB : (ND))
 #define GEMM_MS(MD, ND) (GEMM_SUB_OK(MD, ND) ? MSUB : 1)
 
+/* Row gm of this work-item's results, stored in 4-wide blocks (columns
+ * n0 + j*4*ND + tx*4 ...): vectors when the tile is whole. */
+#define GEMM_STORE_C4(MW, NW, MD, ND)                                                   \
+    GEMM_UNROLL                                                                         \
+    for (int j = 0; j < NW / ND / 4; ++j) {                                             \
+        const int gn = n0 + j * 4 * ND + tx * 4;                                        \
+        __global REAL *c = C + (size_t)gm * ldc + gn;                                   \
+        REAL4 r = (REAL4)(acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2],          \
+                          acc[i][4 * j + 3]) * alpha;                                   \
+        if (whole) {                                                                    \
+            if (beta != 0)                                                              \
+                r += beta * *(__global REAL4 *)c;                                       \
+            *(__global REAL4 *)c = r;                                                   \
+        } else if (gm < M) {                                                            \
+            const REAL rv[4] = {r.s0, r.s1, r.s2, r.s3};                                \
+            GEMM_UNROLL                                                                 \
+            for (int v = 0; v < 4; ++v)                                                 \
+                if (gn + v < N)                                                         \
+                    c[v] = beta == 0 ? rv[v] : rv[v] + beta * c[v];                     \
+        }                                                                               \
+    }
+
 #define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW)                                            \
 void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
                      const REAL beta, __global const REAL *A, const int lda,            \
@@ -241,24 +272,7 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
     GEMM_UNROLL                                                                         \
     for (int i = 0; i < MW / MD; ++i) {                                                 \
         const int gm = m0 + i / 4 * 4 * MD + ty * 4 + i % 4;                            \
-        GEMM_UNROLL                                                                     \
-        for (int j = 0; j < NW / ND / 4; ++j) {                                         \
-            const int gn = n0 + j * 4 * ND + tx * 4;                                    \
-            __global REAL *c = C + (size_t)gm * ldc + gn;                               \
-            REAL4 r = (REAL4)(acc[i][4 * j], acc[i][4 * j + 1], acc[i][4 * j + 2],      \
-                              acc[i][4 * j + 3]) * alpha;                               \
-            if (whole) {                                                                \
-                if (beta != 0)                                                          \
-                    r += beta * *(__global REAL4 *)c;                                   \
-                *(__global REAL4 *)c = r;                                               \
-            } else if (gm < M) {                                                        \
-                const REAL rv[4] = {r.s0, r.s1, r.s2, r.s3};                            \
-                GEMM_UNROLL                                                             \
-                for (int v = 0; v < 4; ++v)                                             \
-                    if (gn + v < N)                                                     \
-                        c[v] = beta == 0 ? rv[v] : rv[v] + beta * c[v];                 \
-            }                                                                           \
-        }                                                                               \
+        GEMM_STORE_C4(MW, NW, MD, ND)                                                   \
     }                                                                                   \
 }
 
@@ -276,13 +290,335 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                         (__local REAL *)As, (__local REAL *)Bs);                        \
     }
 
+/* ---- The direct-copy pipeline (ASYNC / ASYNC64 >= 2) ----------------------
+ * Global tiles go straight into local memory, ST-1 K steps ahead, with one
+ * barrier per step and no staging registers, into tiles As[k][m],
+ * Bs[k][n] laid out and read as by GEMM_COMPUTE.  Operands whose global
+ * rows run along m or n (A^T, B) are copied row to row in 4-element pieces.
+ * A copy cannot transpose a piece, so operands whose rows run along k (A,
+ * B^T) are transposed on the way in, one element per copy, consecutive
+ * work-items taking consecutive k so that a SIMD group reads whole segments
+ * and writes 32 different banks.  That needs the work-group size to be a
+ * multiple of the depth (profile.c checks), so that a work-item's elements
+ * share one k and lie MD*ND/KW rows apart.  (Keeping A and B^T in their own
+ * layout, Xs[m][k] read 4 k at a time, was measured too and lost:
+ * docs/gemm-notes.md, round 3.) */
+#define GEMM_UPTO4(x) ((x) < 0 ? 0 : (x) > 4 ? 4 : (x))
+
+#ifdef GPUMAT_NV_ASYNC
+/* NVIDIA's OpenCL compiler takes GNU "asm"; clang in OpenCL mode only the
+ * reserved spelling (how the PTX here is checked without that driver). */
+#ifdef __clang__
+#define GEMM_ASM __asm__ volatile
+#else
+#define GEMM_ASM asm volatile
+#endif
+/* The 32-bit shared-window address of a local pointer, which cp.async
+ * takes.  A local pointer converted to an integer is that address with
+ * LLVM's NVPTX back end; should a compiler hand out a generic address
+ * instead, isspacep.shared recognises it and cvta converts it. */
+uint gemm_smem(__local const REAL *p)
+{
+    uint r;
+    GEMM_ASM("{ .reg .pred q; .reg .u64 t;\n\t"
+             "isspacep.shared q, %1;\n\t"
+             "@q cvta.to.shared.u64 t, %1;\n\t"
+             "@!q mov.u64 t, %1;\n\t"
+             "cvt.u32.u64 %0, t; }"
+             : "=r"(r) : "l"((ulong)p));
+    return r;
+}
+#define GEMM_SMEM(p) gemm_smem(p)
+/* 16 bytes from g (bytes of them read, the rest zero) to the shared address
+ * sa, bypassing L1: each piece is read once per work-group. */
+#define GEMM_CP16(sa, g, bytes)                                                        \
+    GEMM_ASM("cp.async.cg.shared.global [%0], [%1], 16, %2;"                           \
+             :: "r"(sa), "l"(g), "r"(bytes) : "memory")
+/* One element (bytes 0: a zero), through L1, where its neighbours, copied
+ * by the next instructions, then are. */
+#ifdef GPUMAT_FP64
+#define GEMM_CP1(sa, g, bytes)                                                         \
+    GEMM_ASM("cp.async.ca.shared.global [%0], [%1], 8, %2;"                            \
+             :: "r"(sa), "l"(g), "r"(bytes) : "memory")
+#else
+#define GEMM_CP1(sa, g, bytes)                                                         \
+    GEMM_ASM("cp.async.ca.shared.global [%0], [%1], 4, %2;"                            \
+             :: "r"(sa), "l"(g), "r"(bytes) : "memory")
+#endif
+#define GEMM_COMMIT() GEMM_ASM("cp.async.commit_group;" ::: "memory")
+/* Waits until at most ST-2 groups are pending; the count is part of the
+ * instruction, spelled out per stage count (ST is a plain number). */
+#define GEMM_WAIT_2 GEMM_ASM("cp.async.wait_group 0;" ::: "memory")
+#define GEMM_WAIT_3 GEMM_ASM("cp.async.wait_group 1;" ::: "memory")
+#define GEMM_WAIT_4 GEMM_ASM("cp.async.wait_group 2;" ::: "memory")
+#define GEMM_WAIT_(st) GEMM_WAIT_##st
+#define GEMM_WAIT(st) GEMM_WAIT_(st)
+/* A 4-element piece into L/S (a local base and its shared address) at
+ * element offset off: from g when whole (n == 4, aligned), else n elements
+ * of it and zeros (bytes 0 read from base, a valid address). */
+#define GEMM_PUT4(L, S, off, g)                                                        \
+    do {                                                                               \
+        const uint sa_ = (S) + (uint)(off) * (uint)sizeof(REAL);                       \
+        GEMM_UNROLL                                                                    \
+        for (int h_ = 0; h_ < (int)sizeof(REAL) / 4; ++h_)                             \
+            GEMM_CP16(sa_ + 16 * h_, (g) + h_ * 16 / (int)sizeof(REAL), 16);           \
+    } while (0)
+#define GEMM_PUT(L, S, off, g, base, n, al)                                            \
+    do {                                                                               \
+        const uint sa_ = (S) + (uint)(off) * (uint)sizeof(REAL);                       \
+        if (al) {                                                                      \
+            GEMM_UNROLL                                                                \
+            for (int h_ = 0; h_ < (int)sizeof(REAL) / 4; ++h_) {                       \
+                const int e_ = h_ * 16 / (int)sizeof(REAL);                            \
+                const int c_ = (n) - e_ < 0 ? 0 : (n) - e_ > 16 / (int)sizeof(REAL)    \
+                             ? 16 / (int)sizeof(REAL) : (n) - e_;                      \
+                GEMM_CP16(sa_ + 16 * h_, c_ ? (g) + e_ : (base), c_ * (int)sizeof(REAL)); \
+            }                                                                          \
+        } else {                                                                       \
+            GEMM_UNROLL                                                                \
+            for (int v_ = 0; v_ < 4; ++v_)                                             \
+                GEMM_CP1(sa_ + v_ * (uint)sizeof(REAL), v_ < (n) ? (g) + v_ : (base),  \
+                         v_ < (n) ? (int)sizeof(REAL) : 0);                            \
+        }                                                                              \
+    } while (0)
+/* One element: *g when ok, else zero. */
+#define GEMM_PUT1(L, S, off, g, base, ok)                                              \
+    GEMM_CP1((S) + (uint)(off) * (uint)sizeof(REAL), (ok) ? (g) : (base),              \
+             (ok) ? (int)sizeof(REAL) : 0)
+#else
+/* Portable: plain copies, complete when issued. */
+#define GEMM_SMEM(p) 0u
+#define GEMM_COMMIT() ((void)0)
+#define GEMM_WAIT(st) ((void)0)
+#define GEMM_PUT4(L, S, off, g)                                                        \
+    (*(__local REAL4 *)((L) + (off)) = *(__global const REAL4 *)(g))
+#define GEMM_PUT(L, S, off, g, base, n, al)                                            \
+    do {                                                                               \
+        REAL t_[4];                                                                    \
+        GEMM_UNROLL                                                                    \
+        for (int v_ = 0; v_ < 4; ++v_)                                                 \
+            t_[v_] = v_ < (n) ? (g)[v_] : 0;                                           \
+        *(__local REAL4 *)((L) + (off)) = (REAL4)(t_[0], t_[1], t_[2], t_[3]);         \
+    } while (0)
+#define GEMM_PUT1(L, S, off, g, base, ok) ((L)[off] = (ok) ? *(g) : 0)
+#endif
+
+/* Elements of one buffer of a W-wide tile. */
+#define GEMM_XTILE(W, KW) ((KW) * ((W) + LPAD))
+
+/* This work-item's 4-element pieces of A^T and B (ga/gb where they start in
+ * global memory, moved on one step per issue; la/lb where they go in a
+ * buffer) and first element of A and B^T (gai/gbi, lai/lbi). */
+#define GEMM_ASYNC_SETUP(MW, NW, MD, ND, KW)                                           \
+    const int al_a = (lda & 3) == 0, al_b = (ldb & 3) == 0;                             \
+    const size_t step_a = (size_t)KW * lda, step_b = (size_t)KW * ldb;                  \
+    __global const REAL *ga[GEMM_QA(MW, MD, ND, KW)], *gb[GEMM_QA(NW, MD, ND, KW)];     \
+    int la[GEMM_QA(MW, MD, ND, KW)], lb[GEMM_QA(NW, MD, ND, KW)];                       \
+    __global const REAL *gai = A + (size_t)(m0 + tid / KW) * lda + tid % KW;            \
+    __global const REAL *gbi = B + (size_t)(n0 + tid / KW) * ldb + tid % KW;            \
+    const int lai = tid % KW * (MW + LPAD) + tid / KW;                                  \
+    const int lbi = tid % KW * (NW + LPAD) + tid / KW;                                  \
+    GEMM_UNROLL                                                                         \
+    for (int q = 0; q < GEMM_QA(MW, MD, ND, KW); ++q) {                                 \
+        const int i = tid + q * MD * ND;                                                \
+        ga[q] = A + (size_t)(i / (MW / 4)) * lda + m0 + i % (MW / 4) * 4;               \
+        la[q] = i / (MW / 4) * (MW + LPAD) + i % (MW / 4) * 4;                          \
+    }                                                                                   \
+    GEMM_UNROLL                                                                         \
+    for (int q = 0; q < GEMM_QA(NW, MD, ND, KW); ++q) {                                 \
+        const int i = tid + q * MD * ND;                                                \
+        gb[q] = B + (size_t)(i / (NW / 4)) * ldb + n0 + i % (NW / 4) * 4;               \
+        lb[q] = i / (NW / 4) * (NW + LPAD) + i % (NW / 4) * 4;                          \
+    }
+
+/* Copies one operand's part of the K step at k0 into the local tile Xd
+ * (shared address sXd): W columns of m or n starting at x0 (X rows of them
+ * exist), ld its row length; kout: its rows run along m or n.  gp/lp: this
+ * work-item's pieces (kout) or first element (else), moved on one step. */
+#define GEMM_ISSUE_X(X, W, KW, T, kout, Xd, sXd, gp, lp, gx, lx, ld, step, whole, al,   \
+                     rows, x0, k0)                                                      \
+    if (kout) {                                                                         \
+        if ((whole) && (al) && (k0) + KW <= K) {                                        \
+            GEMM_UNROLL                                                                 \
+            for (int q = 0; q < (W) * KW / (4 * (T)); ++q)                              \
+                GEMM_PUT4(Xd, sXd, lp[q], gp[q]);                                       \
+        } else {                                                                        \
+            GEMM_UNROLL                                                                 \
+            for (int q = 0; q < (W) * KW / (4 * (T)); ++q) {                            \
+                const int i_ = tid + q * (T);                                           \
+                const int n_ = (k0) + i_ / ((W) / 4) < K                                \
+                                   ? GEMM_UPTO4((rows) - (x0) - i_ % ((W) / 4) * 4) : 0; \
+                GEMM_PUT(Xd, sXd, lp[q], gp[q], X, n_, al);                             \
+            }                                                                           \
+        }                                                                               \
+        GEMM_UNROLL                                                                     \
+        for (int q = 0; q < (W) * KW / (4 * (T)); ++q)                                  \
+            gp[q] += (step);                                                            \
+    } else {                                                                            \
+        if ((whole) && (k0) + KW <= K) {                                                \
+            GEMM_UNROLL                                                                 \
+            for (int e = 0; e < (W) * KW / (T); ++e)                                    \
+                GEMM_PUT1(Xd, sXd, lx + e * ((T) / KW), gx + e * (size_t)((T) / KW) * (ld), \
+                          X, 1);                                                        \
+        } else {                                                                        \
+            const int kok_ = (k0) + tid % KW < K;                                       \
+            GEMM_UNROLL                                                                 \
+            for (int e = 0; e < (W) * KW / (T); ++e)                                    \
+                GEMM_PUT1(Xd, sXd, lx + e * ((T) / KW), gx + e * (size_t)((T) / KW) * (ld), \
+                          X, kok_ && (x0) + tid / KW + e * ((T) / KW) < (rows));        \
+        }                                                                               \
+        gx += KW;                                                                       \
+    }
+
+/* Starts the copies of the K step at k0 into local buffer st. */
+#define GEMM_ISSUE(MW, NW, MD, ND, KW, st, k0)                                         \
+    {                                                                                  \
+        __local REAL *Ad_ = As + (st) * ata, *Bd_ = Bs + (st) * btb;                   \
+        const uint sAd_ = sA + (uint)((st) * ata) * (uint)sizeof(REAL);                \
+        const uint sBd_ = sB + (uint)((st) * btb) * (uint)sizeof(REAL);                \
+        GEMM_ISSUE_X(A, MW, KW, MD * ND, trans_a, Ad_, sAd_, ga, la, gai, lai, lda,     \
+                     step_a, m0 + MW <= M, al_a, M, m0, k0)                             \
+        GEMM_ISSUE_X(B, NW, KW, MD * ND, !trans_b, Bd_, sBd_, gb, lb, gbi, lbi, ldb,    \
+                     step_b, n0 + NW <= N, al_b, N, n0, k0)                             \
+    }
+
+/* One k's vectors of A and B (as GEMM_COMPUTE reads them) into fa/fb, and
+ * their products into acc. */
+#define GEMM_FRAG(MW, NW, MD, ND, Al, Bl, kk, fa, fb)                                  \
+    GEMM_UNROLL                                                                        \
+    for (int i = 0; i < MW / MD / 4; ++i) {                                            \
+        const REAL4 v = *(__local const REAL4 *)                                       \
+            ((Al) + (kk) * (MW + LPAD) + i * 4 * MD + ty * 4);                         \
+        fa[4 * i] = v.s0; fa[4 * i + 1] = v.s1;                                        \
+        fa[4 * i + 2] = v.s2; fa[4 * i + 3] = v.s3;                                    \
+    }                                                                                  \
+    GEMM_UNROLL                                                                        \
+    for (int j = 0; j < NW / ND / 4; ++j) {                                            \
+        const REAL4 v = *(__local const REAL4 *)                                       \
+            ((Bl) + (kk) * (NW + LPAD) + j * 4 * ND + tx * 4);                         \
+        fb[4 * j] = v.s0; fb[4 * j + 1] = v.s1;                                        \
+        fb[4 * j + 2] = v.s2; fb[4 * j + 3] = v.s3;                                    \
+    }
+#define GEMM_FMA(MW, NW, MD, ND, fa, fb)                                               \
+    GEMM_UNROLL                                                                        \
+    for (int i = 0; i < MW / MD; ++i)                                                  \
+        GEMM_UNROLL                                                                    \
+        for (int j = 0; j < NW / ND; ++j)                                              \
+            acc[i][j] = mad(fa[i], fb[j], acc[i][j]);
+
+/* The vectors of k+1 are read while k's products are formed (fa0/fb0 for
+ * even k, fa1/fb1 for odd).  The barrier sits after
+ * the last k's reads and before its products: those hide the first reads
+ * of the next step, and the buffer just read (all work-items are past its
+ * last reads) is refilled with step t+ST right after it.  KW is even. */
+#define GEMM_ASYNC_LOOP(MW, NW, MD, ND, KW, ST)                                        \
+    REAL fa0[MW / MD], fb0[NW / ND], fa1[MW / MD], fb1[NW / ND];                       \
+    if (nk > 0) {                                                                      \
+        GEMM_WAIT(ST);                                                                 \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                  \
+        GEMM_FRAG(MW, NW, MD, ND, As, Bs, 0, fa0, fb0)                                 \
+    }                                                                                  \
+    int cs = 0;                                                                        \
+    for (int t = 0; t < nk; ++t) {                                                     \
+        __local const REAL *Ac = As + cs * ata, *Bc = Bs + cs * btb;                   \
+        GEMM_UNROLL                                                                    \
+        for (int kk = 0; kk < KW; kk += 2) {                                           \
+            GEMM_FRAG(MW, NW, MD, ND, Ac, Bc, kk + 1, fa1, fb1)                        \
+            GEMM_FMA(MW, NW, MD, ND, fa0, fb0)                                         \
+            if (kk + 2 < KW) {                                                         \
+                GEMM_FRAG(MW, NW, MD, ND, Ac, Bc, kk + 2, fa0, fb0)                    \
+                GEMM_FMA(MW, NW, MD, ND, fa1, fb1)                                     \
+            }                                                                          \
+        }                                                                              \
+        const int cn = cs == ST - 1 ? 0 : cs + 1;                                      \
+        if (t + 1 < nk) {                                                              \
+            GEMM_WAIT(ST);                                                             \
+            barrier(CLK_LOCAL_MEM_FENCE);                                              \
+            if (t + ST < nk)                                                           \
+                GEMM_ISSUE(MW, NW, MD, ND, KW, cs, (t + ST) * KW)                      \
+            GEMM_COMMIT();                                                             \
+            GEMM_FRAG(MW, NW, MD, ND, As + cn * ata, Bs + cn * btb, 0, fa0, fb0)       \
+        }                                                                              \
+        GEMM_FMA(MW, NW, MD, ND, fa1, fb1)                                             \
+        cs = cn;                                                                       \
+    }
+
+/* The pipeline: steps 0..ST-1 start before the loop (every buffer is free
+ * then); GEMM_ASYNC_LOOP keeps ST-1 steps in flight ahead of the one being
+ * multiplied, with one barrier and one commit per step, empty or not, so
+ * that "ST-2 groups may be pending" always means "the next step has
+ * landed" (at the first wait, the next two). */
+#define GEMM_DEFINE_ASYNC(SUF, MW, NW, MD, ND, KW, ST, TA, TB)                         \
+void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
+                     const REAL beta, __global const REAL *A, const int lda,            \
+                     __global const REAL *B, const int ldb, __global REAL *C,           \
+                     const int ldc, __local REAL *As, __local REAL *Bs)                 \
+{                                                                                       \
+    const int trans_a = TA, trans_b = TB;                                               \
+    const int tid = get_local_id(1) * ND + get_local_id(0);                             \
+    const int ns = GEMM_NS(MD, ND), ms = GEMM_MS(MD, ND);                               \
+    const int lane = tid % (ms * ns), sb = tid / (ms * ns);                             \
+    const int tx = sb % (ND / ns) * ns + lane % ns;                                     \
+    const int ty = sb / (ND / ns) * ms + lane / ns;                                     \
+    const int m0 = get_group_id(1) * MW, n0 = get_group_id(0) * NW;                     \
+    REAL acc[MW / MD][NW / ND];                                                         \
+    GEMM_UNROLL                                                                         \
+    for (int i = 0; i < MW / MD; ++i)                                                   \
+        GEMM_UNROLL                                                                     \
+        for (int j = 0; j < NW / ND; ++j)                                               \
+            acc[i][j] = 0;                                                              \
+    const int ata = GEMM_XTILE(MW, KW), btb = GEMM_XTILE(NW, KW);                       \
+    const uint sA = GEMM_SMEM(As), sB = GEMM_SMEM(Bs);                                  \
+    GEMM_ASYNC_SETUP(MW, NW, MD, ND, KW)                                                \
+    const int nk = (K + KW - 1) / KW;                                                   \
+    /* Not unrolled: with the copies inlined here too, Intel's compiler */              \
+    /* (ocloc, pvc and dg2) crashes at 2 and 4 buffers. */                              \
+    _Pragma("unroll 1")                                                                 \
+    for (int s = 0; s < ST; ++s) {                                                      \
+        if (s < nk)                                                                     \
+            GEMM_ISSUE(MW, NW, MD, ND, KW, s, s * KW)                                   \
+        GEMM_COMMIT();                                                                  \
+    }                                                                                   \
+    GEMM_ASYNC_LOOP(MW, NW, MD, ND, KW, ST)                                             \
+                                                                                        \
+    const int whole = m0 + MW <= M && n0 + NW <= N && (ldc & 3) == 0;                   \
+    GEMM_UNROLL                                                                         \
+    for (int i = 0; i < MW / MD; ++i) {                                                 \
+        const int gm = m0 + i / 4 * 4 * MD + ty * 4 + i % 4;                            \
+        GEMM_STORE_C4(MW, NW, MD, ND)                                                   \
+    }                                                                                   \
+}
+
+/* Each transpose case gets its own copy of the body (its copies differ),
+ * not a shared function that a compiler might leave un-inlined with the
+ * cases as run-time branches. */
+#define GEMM_KERNEL_ASYNC(name, MW, NW, MD, ND, ta, tb, KW, ST)                         \
+    GEMM_DEFINE_ASYNC(name##_tile, MW, NW, MD, ND, KW, ST, ta, tb)                      \
+    __kernel __attribute__((reqd_work_group_size(ND, MD, 1)))                           \
+    void name(const int M, const int N, const int K, const REAL alpha,                  \
+              const REAL beta, __global const REAL *A, const int lda,                   \
+              __global const REAL *B, const int ldb, __global REAL *C, const int ldc)   \
+    {                                                                                   \
+        __local REAL4 As[(ST) * GEMM_XTILE(MW, KW) / 4];                                \
+        __local REAL4 Bs[(ST) * GEMM_XTILE(NW, KW) / 4];                                \
+        gemm_tile_##name##_tile(M, N, K, alpha, beta, A, lda, B, ldb, C, ldc,           \
+                                (__local REAL *)As, (__local REAL *)Bs);                \
+    }
+
+#if GASYNC >= 2
+#define GEMM_KERNEL_BIG(name, ta, tb)                                                   \
+    GEMM_KERNEL_ASYNC(name, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GASYNC)
+#else
 GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG)
+#define GEMM_KERNEL_BIG(name, ta, tb)                                                   \
+    GEMM_KERNEL(name, big, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG)
+#endif
 GEMM_DEFINE(small, SMWG, SNWG, SMDIMC, SNDIMC, SGKWG)
 
-GEMM_KERNEL(gemm_nn, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG)
-GEMM_KERNEL(gemm_nt, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG)
-GEMM_KERNEL(gemm_tn, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG)
-GEMM_KERNEL(gemm_tt, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG)
+GEMM_KERNEL_BIG(gemm_nn, 0, 0)
+GEMM_KERNEL_BIG(gemm_nt, 0, 1)
+GEMM_KERNEL_BIG(gemm_tn, 1, 0)
+GEMM_KERNEL_BIG(gemm_tt, 1, 1)
 GEMM_KERNEL(gemm_nn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG)
 GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG)
 GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG)

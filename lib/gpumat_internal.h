@@ -82,16 +82,34 @@ typedef struct gpumat__gemm_params {
     unsigned mwg64, nwg64, mdimc64, ndimc64; /* the big tile for double        */
     unsigned skwg;           /* depth of the "_small" float tiles (double's
                               * use kwg64)                                 */
+    unsigned async, async64; /* 0, or the local buffers (2-4) of the big
+                              * tile's direct-copy pipeline (float, double):
+                              * global tiles copied straight into local
+                              * memory async-1 steps ahead; cp.async on
+                              * NVIDIA (see gpumat__profile_vendor_options) */
 } gpumat__gemm_params;
+
+/* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
+ * count float elements; double uses half of each. */
+typedef struct gpumat__transpose_params {
+    unsigned tv;        /* TV: bytes per global access of transpose_v (4, 8, 16) */
+    unsigned tvs, tvw;  /* TVS, TVW: transpose_v's tile side and work-items */
+    unsigned tms, tmw;  /* TMS, TMW: transpose_m's (other shapes) tile side and work-items */
+    unsigned tmg;       /* TMG: transpose_m starts each run it writes to a row of t
+                         * on a TMG-byte boundary (4: plain square tiles) */
+    unsigned tmo;       /* TMO: transpose_m's group order: 1 along a's rows, 2 down
+                         * its columns */
+} gpumat__transpose_params;
 
 typedef struct gpumat__profile {
     const char *name;
     gpumat__gemm_params gemm;
-    unsigned transpose_tile;   /* side of the square transpose tile */
+    unsigned transpose_tile;   /* side of geam's square transpose tile */
     unsigned elementwise_wg;   /* work-group size of element-wise kernels */
+    gpumat__transpose_params transpose;
 } gpumat__profile;
 
-/* Rows of work-items in a transpose work-group: each walks TS/TR rows. */
+/* Rows of work-items in geam's transpose work-group: each walks TS/TR rows. */
 static inline unsigned gpumat__transpose_rows(const gpumat__profile *p)
 {
     return p->transpose_tile / 4;
@@ -117,6 +135,17 @@ const gpumat__profile *gpumat__profile_at(size_t i);
 
 /* Writes the profile's OpenCL build options ("-D..." list) into buf. */
 void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t size);
+
+/* Writes the build options that only NVIDIA's own OpenCL compiler takes
+ * (GPUMAT_NV_ASYNC, which turns on cl/gemm.cl's inline PTX) for the float
+ * (f64 false) or double program into buf, or "" when nv_sm is 0 or the
+ * profile needs none.  nv_sm is the device's compute capability
+ * times 10 when that compiler builds for it (cl_nv_compiler_options and
+ * cl_nv_device_attribute_query), else 0.  Kept out of
+ * gpumat__profile_build_options so that portable builds of a profile
+ * (tools/check-portability, PoCL under GPUMAT_PROFILE) never see them. */
+void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,
+                                    char *buf, size_t size);
 
 /* ---- tuning.c: measured parameters and per-call GEMM dispatch ----------- */
 

@@ -13,27 +13,43 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each profile: name, GEMM parameters, TS, WG, then gpumat_transpose's
+ * {TV, TVS, TVW, TMS, TMW, TMG, TMO} (gpumat_internal.h, cl/transpose.cl).
+ * Measured on an H100 (2026-11, share of a same-size device copy):
+ * 16-byte accesses on 64x64 float tiles of 512 work-items (32x32 of 256
+ * for double) run at 98-101% of the copy where rows and columns are
+ * multiples of 4 (element-wide accesses 87-89% for float); on odd shapes
+ * (8191x4097) tiles skewed to 32-byte boundaries of t run at 94% for both
+ * types, square tiles at 76-79%.  GPUs in general get the same kernels,
+ * sized to their work-group limits; CPUs gain nothing from the skew. */
 static const gpumat__profile profiles[] = {
     /* 132 SMs with 64K registers each.  Float: 128x128 tiles of 128
      * work-items (8x16 grid, 16x8 outputs each), depth 8, one local buffer,
      * warps over 4x8 patches (docs/gemm-notes.md round 2: 47.5-48 TFLOP/s;
      * NVIDIA's compiler gives ~230 registers, two groups per SM).  Small
      * 64x64 tiles of 8x16 work-items at depth 16 when 128x128 would not give
-     * every SM a group.  Double: 128x128 of 16x16 work-items, depth 16. */
-    {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 16, 1, 1, 4, 8, 128, 128, 16, 16, 16},
-     32, 256},
+     * every SM a group.  Double: 128x128 of 16x16 work-items, depth 8, through
+     * the two-buffer direct-copy pipeline (cp.async here; round 3: 20.1-20.2
+     * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
+     * pipeline loses 2-8% for float, which stays register-staged). */
+    {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
+                    0, 2},
+     32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
-    {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16},
-     32, 256},
-    {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16},
-     32, 256},
+    {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
+                 0, 0},
+     32, 256, {16, 64, 256, 64, 256, 32, 1}},
+    {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
+                   0, 0},
+     32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
-    {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16},
-     16, 64},
+    {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
+                     0, 0},
+     16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop: small groups
      * with larger per-item blocks keep the loop body vectorisable. */
-    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16},
-     16, 64},
+    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0},
+     16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
 static const gpumat__profile *find(const char *name)
@@ -44,6 +60,44 @@ static const gpumat__profile *find(const char *name)
     return NULL;
 }
 
+/* cl/transpose.cl's rules: whole accesses per tile row, whole tile rows
+ * per pass of the work-group, for float and for double (half of each),
+ * and a skew step that divides the tile. */
+static bool transpose_ok(const gpumat__transpose_params *t)
+{
+    return (t->tv == 4 || t->tv == 8 || t->tv == 16) && t->tvs % 8 == 0 && t->tms % 8 == 0 &&
+           t->tvw % t->tvs == 0 && t->tmw % t->tms == 0 && t->tmg >= 4 && t->tmg <= 128 &&
+           (t->tmg & (t->tmg - 1)) == 0 && t->tms % (t->tmg / 4) == 0 &&
+           (t->tmo == 1 || t->tmo == 2);
+}
+
+/* Bytes of local memory of a transpose tile of side `side` (plus the skew
+ * step's extra rows) for elements of `size` bytes. */
+static uint64_t transpose_tile_bytes(unsigned side, unsigned skew_bytes, unsigned size)
+{
+    unsigned step = skew_bytes / size > 1 ? skew_bytes / size : 1;
+    return (uint64_t)(side + step - 1) * (side + 1) * size;
+}
+
+static bool transpose_fits(const gpumat__profile *p, const gpumat_device_info *info)
+{
+    const gpumat__transpose_params *t = &p->transpose;
+    uint64_t bytes[4] = {transpose_tile_bytes(t->tvs, 4, 4), transpose_tile_bytes(t->tvs / 2, 4, 8),
+                         transpose_tile_bytes(t->tms, t->tmg, 4),
+                         transpose_tile_bytes(t->tms / 2, t->tmg, 8)};
+    for (int i = 0; i < 4; ++i)
+        if (info->local_memory_bytes != 0 && bytes[i] > info->local_memory_bytes)
+            return false;
+    return t->tvw <= info->max_work_group_size && t->tmw <= info->max_work_group_size;
+}
+
+/* Elements of local memory the direct-copy pipeline takes: stages copies
+ * of the KWG x (MWG+4) and KWG x (NWG+4) tiles. */
+static uint64_t async_tiles(unsigned stages, unsigned mwg, unsigned nwg, unsigned kwg)
+{
+    return (uint64_t)stages * kwg * (mwg + nwg + 8);
+}
+
 static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
 {
     const gpumat__gemm_params *g = &p->gemm;
@@ -52,19 +106,22 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     size_t small_items = (size_t)g->smdimc * g->sndimc;
     size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
     /* LBUF copies of the KWG x (MWG+4) and KWG x (NWG+4) local tiles
-     * (cl/gemm.cl pads each row by 4), for floats and for doubles. */
-    uint64_t big32 = (uint64_t)g->kwg * (g->mwg + g->nwg + 8);
-    uint64_t small32 = (uint64_t)g->skwg * (g->smwg + g->snwg + 8);
-    uint64_t local32 = (uint64_t)g->lbuf * (big32 > small32 ? big32 : small32) * 4;
-    unsigned widest64 = g->mwg64 + g->nwg64 > g->smwg + g->snwg ? g->mwg64 + g->nwg64
-                                                                : g->smwg + g->snwg;
-    uint64_t local64 = (uint64_t)g->lbuf64 * g->kwg64 * (widest64 + 8) * 8;
+     * (cl/gemm.cl pads each row by 4), for floats and for doubles; the
+     * direct-copy pipeline's ASYNC copies of its own layouts instead. */
+    uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg)
+                              : (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
+    uint64_t small32 = (uint64_t)g->lbuf * g->skwg * (g->smwg + g->snwg + 8);
+    uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
+    uint64_t big64 = g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64)
+                                : (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
+    uint64_t small64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->smwg + g->snwg + 8);
+    uint64_t local64 = (big64 > small64 ? big64 : small64) * 8;
     uint64_t local = local32 > local64 ? local32 : local64;
     return info->max_work_group_size == 0 ||
            (gemm_items <= info->max_work_group_size &&
             gemm64_items <= info->max_work_group_size &&
             small_items <= info->max_work_group_size &&
-            transpose_items <= info->max_work_group_size &&
+            transpose_items <= info->max_work_group_size && transpose_fits(p, info) &&
             p->elementwise_wg <= info->max_work_group_size &&
             (info->local_memory_bytes == 0 || local <= info->local_memory_bytes));
 }
@@ -91,12 +148,28 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
              "-cl-std=CL1.2 -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u "
              "-DSMWG=%u -DSNWG=%u -DSMDIMC=%u -DSNDIMC=%u -DKWG64=%u -DLBUF=%u -DLBUF64=%u "
              "-DMSUB=%u -DNSUB=%u -DMWG64=%u -DNWG64=%u -DMDIMC64=%u -DNDIMC64=%u -DSKWG=%u "
-             "-DTS=%u -DTR=%u",
+             "-DASYNC=%u -DASYNC64=%u -DTS=%u -DTR=%u",
              p->gemm.mwg, p->gemm.nwg, p->gemm.kwg, p->gemm.mdimc, p->gemm.ndimc,
              p->gemm.smwg, p->gemm.snwg, p->gemm.smdimc, p->gemm.sndimc, p->gemm.kwg64,
              p->gemm.lbuf, p->gemm.lbuf64, p->gemm.msub, p->gemm.nsub, p->gemm.mwg64,
              p->gemm.nwg64, p->gemm.mdimc64, p->gemm.ndimc64, p->gemm.skwg,
-             p->transpose_tile, gpumat__transpose_rows(p));
+             p->gemm.async, p->gemm.async64, p->transpose_tile, gpumat__transpose_rows(p));
+    size_t used = strlen(buf);
+    if (used < size)
+        snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
+                 p->transpose.tv, p->transpose.tvs, p->transpose.tvw, p->transpose.tms,
+                 p->transpose.tmw, p->transpose.tmg);
+}
+
+void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,
+                                    char *buf, size_t size)
+{
+    /* cp.async (global -> shared without registers) exists from sm_80 on;
+     * older NVIDIA GPUs run the pipeline with plain copies.  (No register
+     * cap here: driver 580 ignores -cl-nv-maxrregcount=N and rejects the
+     * spelling with a space; docs/gemm-notes.md, round 3.) */
+    snprintf(buf, size, "%s",
+             nv_sm >= 80 && (f64 ? p->gemm.async64 : p->gemm.async) ? "-DGPUMAT_NV_ASYNC=1" : "");
 }
 
 size_t gpumat__profile_count(void) { return sizeof profiles / sizeof profiles[0]; }
@@ -131,9 +204,25 @@ static const struct {
     {"MDIMC64", offsetof(gpumat__profile, gemm.mdimc64)},
     {"NDIMC64", offsetof(gpumat__profile, gemm.ndimc64)},
     {"SKWG", offsetof(gpumat__profile, gemm.skwg)},
+    {"ASYNC", offsetof(gpumat__profile, gemm.async)},
+    {"ASYNC64", offsetof(gpumat__profile, gemm.async64)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
+    {"TV", offsetof(gpumat__profile, transpose.tv)},
+    {"TVS", offsetof(gpumat__profile, transpose.tvs)},
+    {"TVW", offsetof(gpumat__profile, transpose.tvw)},
+    {"TMS", offsetof(gpumat__profile, transpose.tms)},
+    {"TMW", offsetof(gpumat__profile, transpose.tmw)},
+    {"TMG", offsetof(gpumat__profile, transpose.tmg)},
+    {"TMO", offsetof(gpumat__profile, transpose.tmo)},
     {"WG", offsetof(gpumat__profile, elementwise_wg)},
 };
+
+/* The parameters for which 0 is a value: "off". */
+static bool zero_means_off(size_t offset)
+{
+    return offset == offsetof(gpumat__profile, gemm.async) ||
+           offset == offsetof(gpumat__profile, gemm.async64);
+}
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item
  * fetch whole 4-element pieces of each tile. */
@@ -142,6 +231,13 @@ static bool tile_ok(unsigned mwg, unsigned nwg, unsigned kwg, unsigned mdimc, un
     unsigned threads = mdimc * ndimc;
     return mwg % (4 * mdimc) == 0 && nwg % (4 * ndimc) == 0 && kwg % 4 == 0 &&
            (mwg * kwg) % (4 * threads) == 0 && (nwg * kwg) % (4 * threads) == 0;
+}
+
+/* The direct-copy pipeline: 2 to 4 buffers, and a work-group that copies
+ * whole columns of k when it transposes an operand on the way in. */
+static bool async_ok(unsigned stages, unsigned kwg, unsigned mdimc, unsigned ndimc)
+{
+    return stages == 0 || (stages >= 2 && stages <= 4 && (mdimc * ndimc) % kwg == 0);
 }
 
 static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
@@ -159,7 +255,8 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         char *end;
         unsigned long v = strtoul(s + len + 1, &end, 10);
         if (i == sizeof parameters / sizeof parameters[0] || end == s + len + 1 ||
-            (*end && *end != ',') || v == 0 || v > 4096)
+            (*end && *end != ',') || (v == 0 && !zero_means_off(parameters[i].offset)) ||
+            v > 4096)
             return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                                 "GPUMAT_KERNEL_PARAMS=\"%s\": bad parameter at \"%s\"", spec, s);
         unsigned value = (unsigned)v;
@@ -171,13 +268,22 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
         !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) ||
         !tile_ok(g->smwg, g->snwg, g->kwg64, g->smdimc, g->sndimc) || g->lbuf > 2 ||
-        g->lbuf64 > 2 || p->transpose_tile % 4)
+        g->lbuf64 > 2 || !async_ok(g->async, g->kwg, g->mdimc, g->ndimc) ||
+        !async_ok(g->async64, g->kwg64, g->mdimc64, g->ndimc64) ||
+        p->transpose_tile % 4)
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of 4*MDIMC, NWG "
                             "of 4*NDIMC, KWG of 4, MWG*KWG and NWG*KWG of 4*MDIMC*NDIMC (the "
                             "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG, and with KWG64 "
                             "for MWG64, NWG64, MDIMC64, NDIMC64 and the small tile), LBUF and "
-                            "LBUF64 1 or 2, and TS a multiple of 4", spec);
+                            "LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
+                            "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), and TS a "
+                            "multiple of 4", spec);
+    if (!transpose_ok(&p->transpose))
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "GPUMAT_KERNEL_PARAMS=\"%s\": TV must be 4, 8 or 16, TVS and TMS "
+                            "multiples of 8 (TMS also of TMG/4), TVW a multiple of TVS and TMW "
+                            "of TMS, TMG a power of two from 4 to 128, and TMO 1 or 2", spec);
     return GPUMAT_OK;
 }
 

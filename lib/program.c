@@ -67,6 +67,41 @@ static gpumat_status compile(gpumat_context *ctx, const char *name, const char *
     return GPUMAT_OK;
 }
 
+#ifndef CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV
+#define CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV 0x4000
+#define CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV 0x4001
+#endif
+
+/* The device's compute capability times 10 when NVIDIA's own compiler
+ * builds for it, else 0: only that compiler takes -cl-nv-* options
+ * (cl_nv_compiler_options) and inline PTX; other drivers for NVIDIA GPUs
+ * (PoCL's CUDA back end, say) get the portable build. */
+static unsigned nv_sm(const gpumat_context *ctx)
+{
+    if (ctx->info.vendor != GPUMAT_VENDOR_NVIDIA || ctx->info.type != GPUMAT_DEVICE_GPU)
+        return 0;
+    size_t size = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_EXTENSIONS, 0, NULL, &size) != CL_SUCCESS ||
+        size == 0)
+        return 0;
+    char *ext = malloc(size + 1);
+    bool nv = ext && clGetDeviceInfo(ctx->device, CL_DEVICE_EXTENSIONS, size, ext, NULL) ==
+                         CL_SUCCESS;
+    if (nv) {
+        ext[size] = '\0';
+        nv = strstr(ext, "cl_nv_compiler_options") && strstr(ext, "cl_nv_device_attribute_query");
+    }
+    free(ext);
+    cl_uint major = 0, minor = 0;
+    if (!nv ||
+        clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MAJOR_NV, sizeof major, &major,
+                        NULL) != CL_SUCCESS ||
+        clGetDeviceInfo(ctx->device, CL_DEVICE_COMPUTE_CAPABILITY_MINOR_NV, sizeof minor, &minor,
+                        NULL) != CL_SUCCESS)
+        return 0;
+    return major * 10 + (minor < 10 ? minor : 9);
+}
+
 /* The persistent cache first; the compiler when it has nothing usable, and
  * then the result goes back into the cache. */
 static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
@@ -77,9 +112,13 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     if (!text)
         return gpumat__fail(ctx, GPUMAT_ERR_BUILD, "kernel source '%s' is not embedded", name);
 
-    char options[sizeof ctx->build_options + 64];
-    snprintf(options, sizeof options, "%s %s", ctx->build_options,
-             dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float");
+    /* The profile's portable options, then those only NVIDIA's compiler
+     * takes (empty elsewhere), then the element type. */
+    char vendor[128], options[sizeof ctx->build_options + sizeof vendor + 64];
+    gpumat__profile_vendor_options(&ctx->profile, nv_sm(ctx), dtype == GPUMAT_F64, vendor,
+                                   sizeof vendor);
+    snprintf(options, sizeof options, "%s%s%s %s", ctx->build_options, vendor[0] ? " " : "",
+             vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float");
 
     double start = gpumat__now_seconds();
     gpumat__cache_entry entry;

@@ -20,6 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* Below this, one direct call beats splitting into chunks. */
 #define DIRECT_LIMIT ((size_t)4 << 20)
@@ -210,6 +213,41 @@ static cl_int settle(gpumat__staging *s, unsigned i)
     return err;
 }
 
+/* memcpy for the copy-out of downloads: on x86 with non-temporal
+ * (streaming) stores, which skip reading each destination line before
+ * writing it; at tens of GB/s from several threads at once, that read is a
+ * third of the host memory traffic (H100 host: 40.5 -> 46-47 GB/s). */
+static void staging_copy(void *dst, const void *src, size_t len)
+{
+#if defined(__SSE2__)
+    unsigned char *d = dst;
+    const unsigned char *s = src;
+    size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+    if (len < head + 64) {
+        memcpy(dst, src, len);
+        return;
+    }
+    memcpy(d, s, head);
+    d += head;
+    s += head;
+    len -= head;
+    for (; len >= 64; d += 64, s += 64, len -= 64) {
+        __m128i x0 = _mm_loadu_si128((const __m128i *)(const void *)s);
+        __m128i x1 = _mm_loadu_si128((const __m128i *)(const void *)(s + 16));
+        __m128i x2 = _mm_loadu_si128((const __m128i *)(const void *)(s + 32));
+        __m128i x3 = _mm_loadu_si128((const __m128i *)(const void *)(s + 48));
+        _mm_stream_si128((__m128i *)(void *)d, x0);
+        _mm_stream_si128((__m128i *)(void *)(d + 16), x1);
+        _mm_stream_si128((__m128i *)(void *)(d + 32), x2);
+        _mm_stream_si128((__m128i *)(void *)(d + 48), x3);
+    }
+    memcpy(d, s, len);
+    _mm_sfence(); /* the streamed stores are visible before the DMA starts or the caller reads */
+#else
+    memcpy(dst, src, len);
+#endif
+}
+
 static size_t chunk_length(const staged_job *job, size_t c)
 {
     size_t off = c * GPUMAT__STAGING_CHUNK;
@@ -232,6 +270,8 @@ static void upload_chunks(staged_job *job, unsigned first_area)
             job_fail(job, err, "clWaitForEvents", off, len);
             return;
         }
+        /* A plain copy: streaming stores measured slower here (H100 host:
+         * 42-46 against 49-51 GB/s); the DMA reads the area right after. */
         memcpy(s->areas[i]->host, job->host + off, len);
         err = clEnqueueWriteBuffer(job->ctx->queue, job->buffer, CL_FALSE, off, len,
                                    s->areas[i]->host, 0, NULL, &s->pending[i]);
@@ -274,7 +314,7 @@ static void download_chunks(staged_job *job, unsigned first_area)
             if (err != CL_SUCCESS)
                 job_fail(job, err, "clWaitForEvents", off, len);
             else
-                memcpy(job->host + off, s->areas[other]->host, len);
+                staging_copy(job->host + off, s->areas[other]->host, len);
             chunk[other - first_area] = SIZE_MAX;
         }
         if (c >= job->chunks && chunk[0] == SIZE_MAX && chunk[1] == SIZE_MAX)

@@ -276,11 +276,16 @@ static void run_transpose(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dt, siz
         fail_msg("%s", msg);
 }
 
+/* Both kernels of cl/transpose.cl: rows and columns multiples of 4 (the
+ * vector kernel), and not (the other, whose tiles skew to 32-byte
+ * boundaries of t's rows when rows is odd). */
 static const size_t transpose_shapes[][2] = {
     {1, 1},     {1, 257},   {257, 1},    {1, 1000},   {1000, 1},   {7, 13},
     {13, 7},    {31, 37},   {61, 67},    {16, 16},    {32, 32},    {64, 64},
     {128, 128}, {64, 128},  {65, 127},   {127, 65},   {129, 257},  {257, 129},
-    {33, 17},   {1000, 1000}, {1023, 777},
+    {33, 17},   {1000, 1000}, {1023, 777}, {2, 2},    {2, 3},      {3, 2},
+    {33, 65},   {65, 33},   {101, 103},  {36, 100},   {100, 36},   {8, 12},
+    {12, 8},    {4, 6},     {6, 4},      {68, 2},     {2, 68},
 };
 
 static void transpose_suite(void **state, gpumat_dtype dt)
@@ -296,6 +301,145 @@ static void transpose_suite(void **state, gpumat_dtype dt)
 
 static void test_transpose_f32(void **state) { transpose_suite(state, GPUMAT_F32); }
 static void test_transpose_f64(void **state) { transpose_suite(state, GPUMAT_F64); }
+
+/* ---- transpose kernel parameters -------------------------------------------- */
+
+/* Every shipped profile's transpose parameters, and sets that force each
+ * path of cl/transpose.cl (vector widths, skew steps, orders, tile sizes),
+ * on whatever device runs the tests.  "P:" picks GPUMAT_PROFILE=P, the
+ * rest is GPUMAT_KERNEL_PARAMS. */
+static const char *const transpose_param_sets[] = {
+    "nvidia-gpu:",                /* float4 / double2, 32-byte skew */
+    "amd-gpu:",
+    "generic-gpu:",               /* 32x32 tiles of 64 work-items */
+    "TV=4",                       /* element-wide: every shape on transpose_v */
+    "TV=16,TMG=4,TMO=2",          /* transpose_m without skew, down the columns */
+    "TV=8,TMG=128,TMS=32,TMW=64", /* float2, skew to 128 bytes */
+    /* tiny tiles: over 65535 groups along a's rows or columns */
+    "TV=16,TVS=8,TVW=8,TMS=8,TMW=8,TMG=32,TMO=2",
+};
+
+static const size_t transpose_param_shapes[][2] = {
+    {1, 1},   {2, 2},   {2, 3},     {3, 2},     {7, 13},     {13, 7},     {33, 65},
+    {65, 33}, {64, 64}, {101, 103}, {36, 100},  {100, 36},   {129, 257},  {257, 129},
+    {8, 12},  {12, 8},  {1000, 1000}, {1023, 777}, {777, 1023},
+};
+
+static tu_saved_env g_saved_tp_profile, g_saved_tp_params;
+
+static int tp_env_setup(void **state)
+{
+    (void)state;
+    tu_env_save(&g_saved_tp_profile, "GPUMAT_PROFILE");
+    tu_env_save(&g_saved_tp_params, "GPUMAT_KERNEL_PARAMS");
+    return 0;
+}
+
+static int tp_env_teardown(void **state)
+{
+    (void)state;
+    tu_env_restore(&g_saved_tp_profile);
+    tu_env_restore(&g_saved_tp_params);
+    return 0;
+}
+
+/* A context under GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS from `set`, or NULL
+ * with *status (the variables are unset again either way). */
+static gpumat_context *create_with_params(const char *set, gpumat_status *status)
+{
+    const char *colon = strchr(set, ':');
+    char profile[64] = "";
+    if (colon) {
+        snprintf(profile, sizeof profile, "%.*s", (int)(colon - set), set);
+        setenv("GPUMAT_PROFILE", profile, 1);
+        set = colon + 1;
+    } else {
+        unsetenv("GPUMAT_PROFILE");
+    }
+    if (*set)
+        setenv("GPUMAT_KERNEL_PARAMS", set, 1);
+    else
+        unsetenv("GPUMAT_KERNEL_PARAMS");
+    gpumat_options opt;
+    gpumat_options_init(&opt);
+    opt.gemm_backend = GPUMAT_GEMM_NATIVE;
+    gpumat_context *ctx = (gpumat_context *)(uintptr_t)1;
+    *status = gpumat_context_create(&ctx, &opt);
+    unsetenv("GPUMAT_PROFILE");
+    unsetenv("GPUMAT_KERNEL_PARAMS");
+    return *status == GPUMAT_OK ? ctx : NULL;
+}
+
+static void transpose_params_suite(gpumat_dtype dt)
+{
+    tu_rng rng;
+    rng_for_test(&rng);
+    for (size_t p = 0; p < sizeof transpose_param_sets / sizeof transpose_param_sets[0]; ++p) {
+        const char *set = transpose_param_sets[p];
+        gpumat_status s;
+        gpumat_context *ctx = create_with_params(set, &s);
+        if (!ctx) {
+            /* A profile for a larger device than this one (its work-group or
+             * local memory limit) is refused, and says so. */
+            if (s == GPUMAT_ERR_INVALID_ARGUMENT &&
+                tu_contains_ci(gpumat_last_error(NULL), "does not fit")) {
+                print_message("[  SKIPPED ] %s: %s\n", set, gpumat_last_error(NULL));
+                continue;
+            }
+            fail_msg("%s: context_create -> %d (%s): %s", set, (int)s, gpumat_strerror(s),
+                     gpumat_last_error(NULL));
+        }
+        if (dt == GPUMAT_F64 && !f64_or_check_unsupported(ctx)) {
+            gpumat_context_destroy(ctx);
+            return;
+        }
+        for (size_t i = 0; i < sizeof transpose_param_shapes / sizeof transpose_param_shapes[0];
+             ++i)
+            run_transpose(ctx, &rng, dt, transpose_param_shapes[i][0],
+                          transpose_param_shapes[i][1]);
+        if (strstr(set, "TVS=8,")) {
+            /* 75000 tiles of 8 (f64: 150000 of 4) along one side */
+            run_transpose(ctx, &rng, dt, 600000, 3);
+            run_transpose(ctx, &rng, dt, 3, 600000);
+            run_transpose(ctx, &rng, dt, 600000, 4);
+        }
+        CHECK_OK(gpumat_finish(ctx));
+        gpumat_context_destroy(ctx);
+    }
+}
+
+static void test_transpose_params_f32(void **state)
+{
+    (void)state;
+    transpose_params_suite(GPUMAT_F32);
+}
+
+static void test_transpose_params_f64(void **state)
+{
+    (void)state;
+    transpose_params_suite(GPUMAT_F64);
+}
+
+/* Transpose parameters cl/transpose.cl cannot take are refused by name. */
+static void test_transpose_bad_params(void **state)
+{
+    (void)state;
+    const char *const bad[] = {"TV=12",         "TV=32",       "TVS=12",      "TVW=100",
+                               "TMS=36",        "TMW=100",     "TMG=48",      "TMG=2",
+                               "TMG=256",       "TMO=3",       "TMS=8,TMG=64", "TVS=0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        gpumat_status s;
+        gpumat_context *ctx = create_with_params(bad[i], &s);
+        if (ctx) {
+            gpumat_context_destroy(ctx);
+            fail_msg("GPUMAT_KERNEL_PARAMS=%s: context_create succeeded", bad[i]);
+        }
+        if (s != GPUMAT_ERR_INVALID_ARGUMENT ||
+            !tu_contains_ci(gpumat_last_error(NULL), "GPUMAT_KERNEL_PARAMS"))
+            fail_msg("GPUMAT_KERNEL_PARAMS=%s: %d (%s): %s", bad[i], (int)s, gpumat_strerror(s),
+                     gpumat_last_error(NULL));
+    }
+}
 
 /* ---- multiply --------------------------------------------------------------- */
 
@@ -641,6 +785,11 @@ int main(void)
     const struct CMUnitTest native_only[] = {
         cmocka_unit_test(test_multiply_1000_f32),
     };
+    const struct CMUnitTest transpose_param_tests[] = {
+        cmocka_unit_test(test_transpose_params_f32),
+        cmocka_unit_test(test_transpose_params_f64),
+        cmocka_unit_test(test_transpose_bad_params),
+    };
     const struct CMUnitTest env_tests[] = {
         cmocka_unit_test(test_env_gemm_native),
         cmocka_unit_test(test_env_gemm_clblast),
@@ -655,6 +804,8 @@ int main(void)
                                           setup_native, group_teardown);
     failed += cmocka_run_group_tests_name("ops (CLBlast GEMM)", backend_tests, setup_clblast,
                                           group_teardown);
+    failed += cmocka_run_group_tests_name("transpose kernel parameters", transpose_param_tests,
+                                          tp_env_setup, tp_env_teardown);
     failed += cmocka_run_group_tests_name("GPUMAT_GEMM environment", env_tests,
                                           env_group_setup, env_group_teardown);
     return failed ? 1 : 0;
