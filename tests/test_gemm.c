@@ -168,14 +168,6 @@ static gpumat_context *group_ctx(void **state)
     return g->ctx;
 }
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -249,13 +241,13 @@ static void run_gemm(gpumat_context *ctx, const char *label, tu_rng *rng, gpumat
     size_t br = op_b == GPUMAT_TRANS ? n : k, bc = op_b == GPUMAT_TRANS ? k : n;
     gpumat_matrix *a, *b, *c;
     double *ha, *hb, *hc0 = NULL;
-    CHECK_OK(tu_random_matrix(ctx, rng, ar, ac, dt, &a, &ha));
-    CHECK_OK(tu_random_matrix(ctx, rng, br, bc, dt, &b, &hb));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, ar, ac, dt, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, br, bc, dt, &b, &hb));
     if (ab->beta != 0.0) {
-        CHECK_OK(tu_random_matrix(ctx, rng, m, n, dt, &c, &hc0));
+        TU_CHECK_OK(tu_random_matrix(ctx, rng, m, n, dt, &c, &hc0));
     } else {
-        CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c));
-        CHECK_OK(tu_poison(c));
+        TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c));
+        TU_CHECK_OK(tu_poison(c));
     }
     char what[256], msg[MSG_SIZE];
     snprintf(what, sizeof what, "%s gemm(%s,%s) m=%zu n=%zu k=%zu %s %s", label,
@@ -269,7 +261,7 @@ static void run_gemm(gpumat_context *ctx, const char *label, tu_rng *rng, gpumat
     double *ref = xmalloc(m * n * sizeof *ref), *scale = xmalloc(m * n * sizeof *scale);
     double *out = xmalloc(m * n * sizeof *out);
     reference(op_a, op_b, m, n, k, ha, hb, ab->alpha, ab->beta, hc0, ref, scale);
-    CHECK_OK(tu_download(c, out));
+    TU_CHECK_OK(tu_download(c, out));
     int ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(dt, k + 2), msg,
                         sizeof msg);
     if (ok && check_inputs) {
@@ -395,7 +387,7 @@ static void test_reuse_output(void **state)
     enum { M = 33, N = 45 };
     static const size_t ks[] = {1, 64, 7, 129, 64};
     gpumat_matrix *c;
-    CHECK_OK(gpumat_matrix_create(ctx, M, N, GPUMAT_F32, &c));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, N, GPUMAT_F32, &c));
     static double out[M * N], ref[M * N], scale[M * N], hc0[M * N];
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; ++i) {
         size_t k = ks[i];
@@ -403,14 +395,14 @@ static void test_reuse_output(void **state)
         const ab_case *ab = &ab_cases[i % N_AB];
         gpumat_matrix *a, *b;
         double *ha, *hb;
-        CHECK_OK(tu_random_matrix(ctx, &rng, op_a ? k : M, op_a ? M : k, GPUMAT_F32, &a, &ha));
-        CHECK_OK(tu_random_matrix(ctx, &rng, op_b ? N : k, op_b ? k : N, GPUMAT_F32, &b, &hb));
+        TU_CHECK_OK(tu_random_matrix(ctx, &rng, op_a ? k : M, op_a ? M : k, GPUMAT_F32, &a, &ha));
+        TU_CHECK_OK(tu_random_matrix(ctx, &rng, op_b ? N : k, op_b ? k : N, GPUMAT_F32, &b, &hb));
         /* c keeps the previous result when beta != 0: that is its input. */
         if (ab->beta == 0.0)
-            CHECK_OK(tu_poison(c));
-        CHECK_OK(tu_download(c, hc0));
-        CHECK_OK(gpumat_gemm(op_a, op_b, ab->alpha, a, b, ab->beta, c));
-        CHECK_OK(tu_download(c, out));
+            TU_CHECK_OK(tu_poison(c));
+        TU_CHECK_OK(tu_download(c, hc0));
+        TU_CHECK_OK(gpumat_gemm(op_a, op_b, ab->alpha, a, b, ab->beta, c));
+        TU_CHECK_OK(tu_download(c, out));
         reference(op_a, op_b, M, N, k, ha, hb, ab->alpha, ab->beta, hc0, ref, scale);
         char what[160], msg[MSG_SIZE];
         snprintf(what, sizeof what, "%s reused c, gemm(%s,%s) m=%d n=%d k=%zu %s", g->label,
@@ -445,18 +437,18 @@ static void test_multiply_is_gemm(void **state)
             size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
             gpumat_matrix *a, *b, *c1, *c2;
             double *ha, *hb;
-            CHECK_OK(tu_random_matrix(ctx, &rng, m, k, dt, &a, &ha));
-            CHECK_OK(tu_random_matrix(ctx, &rng, k, n, dt, &b, &hb));
-            CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c1));
-            CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c2));
-            CHECK_OK(tu_poison(c1));
-            CHECK_OK(tu_poison(c2));
-            CHECK_OK(gpumat_multiply(c1, a, b));
-            CHECK_OK(gpumat_gemm(GPUMAT_NO_TRANS, GPUMAT_NO_TRANS, 1.0, a, b, 0.0, c2));
+            TU_CHECK_OK(tu_random_matrix(ctx, &rng, m, k, dt, &a, &ha));
+            TU_CHECK_OK(tu_random_matrix(ctx, &rng, k, n, dt, &b, &hb));
+            TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c1));
+            TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c2));
+            TU_CHECK_OK(tu_poison(c1));
+            TU_CHECK_OK(tu_poison(c2));
+            TU_CHECK_OK(gpumat_multiply(c1, a, b));
+            TU_CHECK_OK(gpumat_gemm(GPUMAT_NO_TRANS, GPUMAT_NO_TRANS, 1.0, a, b, 0.0, c2));
             double *o1 = xmalloc(m * n * sizeof *o1), *o2 = xmalloc(m * n * sizeof *o2);
             double *ref = xmalloc(m * n * sizeof *ref), *scale = xmalloc(m * n * sizeof *scale);
-            CHECK_OK(tu_download(c1, o1));
-            CHECK_OK(tu_download(c2, o2));
+            TU_CHECK_OK(tu_download(c1, o1));
+            TU_CHECK_OK(tu_download(c2, o2));
             tu_ref_gemm(m, k, n, ha, hb, ref, scale);
             char what[160], msg[MSG_SIZE];
             snprintf(what, sizeof what, "%s multiply %zux%zu * %zux%zu %s", g->label, m, k, k,
@@ -515,14 +507,14 @@ static void test_errors(void **state)
     rng_for_test(&rng);
     gpumat_matrix *a34, *b56, *b46, *c36, *c35, *sq, *sq2, *csq;
     double *h34, *h56, *h46, *hsq, *hsq2, *hc36, *hcsq;
-    CHECK_OK(tu_random_matrix(ctx, &rng, 3, 4, GPUMAT_F32, &a34, &h34));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 5, 6, GPUMAT_F32, &b56, &h56));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 4, 6, GPUMAT_F32, &b46, &h46));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 3, 6, GPUMAT_F32, &c36, &hc36));
-    CHECK_OK(gpumat_matrix_create(ctx, 3, 5, GPUMAT_F32, &c35));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &sq, &hsq));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &sq2, &hsq2));
-    CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &csq, &hcsq));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 3, 4, GPUMAT_F32, &a34, &h34));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 5, 6, GPUMAT_F32, &b56, &h56));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 4, 6, GPUMAT_F32, &b46, &h46));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 3, 6, GPUMAT_F32, &c36, &hc36));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, 3, 5, GPUMAT_F32, &c35));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &sq, &hsq));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &sq2, &hsq2));
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, 4, 4, GPUMAT_F32, &csq, &hcsq));
     const gpumat_op N = GPUMAT_NO_TRANS, T = GPUMAT_TRANS;
 
     /* Inner dimensions: a 3x4 times b 5x6. */
@@ -575,7 +567,7 @@ static void test_errors(void **state)
     /* A dtype mismatch. */
     if (tu_has_fp64(ctx)) {
         gpumat_matrix *d;
-        CHECK_OK(gpumat_matrix_create(ctx, 4, 4, GPUMAT_F64, &d));
+        TU_CHECK_OK(gpumat_matrix_create(ctx, 4, 4, GPUMAT_F64, &d));
         EXPECT_ERR(ctx, gpumat_gemm(N, N, 1.0, sq, d, 0.0, csq), GPUMAT_ERR_DTYPE, NULL, NULL,
                    NULL);
         EXPECT_ERR(ctx, gpumat_gemm(T, T, 1.0, sq, sq2, 0.5, d), GPUMAT_ERR_DTYPE, NULL, NULL,
@@ -588,9 +580,9 @@ static void test_errors(void **state)
     gpumat_options opt;
     gpumat_options_init(&opt);
     opt.gemm_backend = GPUMAT_GEMM_NATIVE;
-    CHECK_OK(gpumat_context_create(&other, &opt));
+    TU_CHECK_OK(gpumat_context_create(&other, &opt));
     gpumat_matrix *o;
-    CHECK_OK(gpumat_matrix_create(other, 4, 4, GPUMAT_F32, &o));
+    TU_CHECK_OK(gpumat_matrix_create(other, 4, 4, GPUMAT_F32, &o));
     EXPECT_ERR(ctx, gpumat_gemm(N, N, 1.0, sq, o, 0.0, csq), GPUMAT_ERR_CONTEXT_MISMATCH, NULL,
                NULL, NULL);
     gpumat_matrix_destroy(o);
@@ -699,7 +691,7 @@ static void test_env_recovers(void **state)
     gpumat_options_init(&opt);
     opt.gemm_backend = GPUMAT_GEMM_NATIVE;
     gpumat_context *ctx;
-    CHECK_OK(gpumat_context_create(&ctx, &opt));
+    TU_CHECK_OK(gpumat_context_create(&ctx, &opt));
     tu_rng rng;
     rng_for_test(&rng);
     char msg[MSG_SIZE];

@@ -106,14 +106,6 @@ static const char *group_backend(void **state)
     return tu_backend_name(((ops_group *)*state)->backend);
 }
 
-#define CHECK_OK(call)                                                                  \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK)                                                            \
-            fail_msg("%s -> %d (%s): %s", #call, (int)s_, gpumat_strerror(s_),          \
-                     gpumat_last_error(NULL));                                          \
-    } while (0)
-
 static void *xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
@@ -128,7 +120,7 @@ static void expect_unchanged(const gpumat_matrix *m, const double *expected, con
     size_t r = gpumat_matrix_rows(m), c = gpumat_matrix_cols(m);
     double *h = xmalloc(r * c * sizeof *h);
     char msg[MSG_SIZE];
-    CHECK_OK(tu_download(m, h));
+    TU_CHECK_OK(tu_download(m, h));
     int ok = tu_compare(what, r, c, h, expected, NULL, 0.0, msg, sizeof msg);
     free(h);
     if (!ok)
@@ -171,9 +163,9 @@ static void run_add(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dt, size_t ro
     size_t n = rows * cols;
     gpumat_matrix *a, *b = NULL, *c = NULL;
     double *ha, *hb = NULL;
-    CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &a, &ha));
     if (mode != ADD_A_IS_B && mode != ADD_ALL_SAME)
-        CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &b, &hb));
+        TU_CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &b, &hb));
     const double *rb = hb ? hb : ha;
     const gpumat_matrix *mb = b ? b : a;
 
@@ -187,13 +179,13 @@ static void run_add(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dt, size_t ro
     case ADD_ALL_SAME: dst = a; break;
     case ADD_C_IS_B: dst = b; break;
     default:
-        CHECK_OK(gpumat_matrix_create(ctx, rows, cols, dt, &c));
-        CHECK_OK(tu_poison(c));
+        TU_CHECK_OK(gpumat_matrix_create(ctx, rows, cols, dt, &c));
+        TU_CHECK_OK(tu_poison(c));
         dst = c;
         break;
     }
-    CHECK_OK(gpumat_add(dst, a, mb));
-    CHECK_OK(tu_download(dst, out));
+    TU_CHECK_OK(gpumat_add(dst, a, mb));
+    TU_CHECK_OK(tu_download(dst, out));
 
     char what[160], msg[MSG_SIZE];
     snprintf(what, sizeof what, "add %zux%zu %s %s", rows, cols, tu_dtype_name(dt),
@@ -252,14 +244,14 @@ static void run_transpose(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dt, siz
     size_t n = rows * cols;
     gpumat_matrix *a, *t;
     double *ha;
-    CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &a, &ha));
-    CHECK_OK(gpumat_matrix_create(ctx, cols, rows, dt, &t));
-    CHECK_OK(tu_poison(t));
-    CHECK_OK(gpumat_transpose(t, a));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, rows, cols, dt, &a, &ha));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, cols, rows, dt, &t));
+    TU_CHECK_OK(tu_poison(t));
+    TU_CHECK_OK(gpumat_transpose(t, a));
 
     double *ref = xmalloc(n * sizeof *ref), *out = xmalloc(n * sizeof *out);
     tu_ref_transpose(rows, cols, ha, ref);
-    CHECK_OK(tu_download(t, out));
+    TU_CHECK_OK(tu_download(t, out));
 
     char what[160], msg[MSG_SIZE];
     snprintf(what, sizeof what, "transpose %zux%zu %s", rows, cols, tu_dtype_name(dt));
@@ -403,7 +395,7 @@ static void transpose_params_suite(gpumat_dtype dt)
             run_transpose(ctx, &rng, dt, 3, 600000);
             run_transpose(ctx, &rng, dt, 600000, 4);
         }
-        CHECK_OK(gpumat_finish(ctx));
+        TU_CHECK_OK(gpumat_finish(ctx));
         gpumat_context_destroy(ctx);
     }
 }
@@ -448,16 +440,16 @@ static void run_multiply(gpumat_context *ctx, const char *backend, tu_rng *rng, 
 {
     gpumat_matrix *a, *b, *c;
     double *ha, *hb;
-    CHECK_OK(tu_random_matrix(ctx, rng, m, k, dt, &a, &ha));
-    CHECK_OK(tu_random_matrix(ctx, rng, k, n, dt, &b, &hb));
-    CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c));
-    CHECK_OK(tu_poison(c));
-    CHECK_OK(gpumat_multiply(c, a, b));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, m, k, dt, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, k, n, dt, &b, &hb));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, dt, &c));
+    TU_CHECK_OK(tu_poison(c));
+    TU_CHECK_OK(gpumat_multiply(c, a, b));
 
     double *ref = xmalloc(m * n * sizeof *ref), *scale = xmalloc(m * n * sizeof *scale);
     double *out = xmalloc(m * n * sizeof *out);
     tu_ref_gemm(m, k, n, ha, hb, ref, scale);
-    CHECK_OK(tu_download(c, out));
+    TU_CHECK_OK(tu_download(c, out));
 
     char what[160], msg[MSG_SIZE];
     snprintf(what, sizeof what, "multiply %zux%zu * %zux%zu %s (%s)", m, k, k, n,
@@ -528,34 +520,34 @@ static void chain(gpumat_context *ctx, const char *backend, tu_rng *rng, gpumat_
     enum { M = 37, K = 29, N = 70 };
     gpumat_matrix *a, *b, *w, *x, *y, *t, *z;
     double *ha, *hb, *hw;
-    CHECK_OK(tu_random_matrix(ctx, rng, M, K, dt, &a, &ha));
-    CHECK_OK(tu_random_matrix(ctx, rng, M, K, dt, &b, &hb));
-    CHECK_OK(tu_random_matrix(ctx, rng, K, N, dt, &w, &hw));
-    CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &x));
-    CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &y));
-    CHECK_OK(gpumat_matrix_create(ctx, N, M, dt, &t));
-    CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &z));
-    CHECK_OK(tu_poison(x));
-    CHECK_OK(tu_poison(y));
-    CHECK_OK(tu_poison(t));
-    CHECK_OK(tu_poison(z));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, M, K, dt, &a, &ha));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, M, K, dt, &b, &hb));
+    TU_CHECK_OK(tu_random_matrix(ctx, rng, K, N, dt, &w, &hw));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, K, dt, &x));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &y));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, N, M, dt, &t));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, N, dt, &z));
+    TU_CHECK_OK(tu_poison(x));
+    TU_CHECK_OK(tu_poison(y));
+    TU_CHECK_OK(tu_poison(t));
+    TU_CHECK_OK(tu_poison(z));
 
-    CHECK_OK(gpumat_add(x, a, b));
-    CHECK_OK(gpumat_multiply(y, x, w));
-    CHECK_OK(gpumat_transpose(t, y));
-    CHECK_OK(gpumat_add(x, x, x));
-    CHECK_OK(gpumat_multiply(z, x, w));
-    CHECK_OK(gpumat_finish(ctx));
+    TU_CHECK_OK(gpumat_add(x, a, b));
+    TU_CHECK_OK(gpumat_multiply(y, x, w));
+    TU_CHECK_OK(gpumat_transpose(t, y));
+    TU_CHECK_OK(gpumat_add(x, x, x));
+    TU_CHECK_OK(gpumat_multiply(z, x, w));
+    TU_CHECK_OK(gpumat_finish(ctx));
 
     /* Reference: the device's own x (a rounded sum) is what the products
      * read, so take it from the device first, then check it separately. */
     static double hx[M * K], xref[M * K], xscale[M * K];
     static double hy[M * N], ht[N * M], hz[M * N], ref[M * N], scale[M * N], tref[N * M];
     char msg[MSG_SIZE], what[128];
-    CHECK_OK(tu_download(x, hx));
-    CHECK_OK(tu_download(y, hy));
-    CHECK_OK(tu_download(t, ht));
-    CHECK_OK(tu_download(z, hz));
+    TU_CHECK_OK(tu_download(x, hx));
+    TU_CHECK_OK(tu_download(y, hy));
+    TU_CHECK_OK(tu_download(t, ht));
+    TU_CHECK_OK(tu_download(z, hz));
 
     /* x = 2 (a + b): doubling is exact, so the bound of one add holds. */
     tu_ref_add(ha, hb, xref, xscale, M * K);
@@ -618,17 +610,17 @@ static void test_multiply_reuse_output(void **state)
     enum { M = 33, N = 45 };
     static const size_t ks[] = {1, 64, 7, 129, 64};
     gpumat_matrix *c;
-    CHECK_OK(gpumat_matrix_create(ctx, M, N, GPUMAT_F32, &c));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, M, N, GPUMAT_F32, &c));
     for (size_t i = 0; i < sizeof ks / sizeof ks[0]; ++i) {
         size_t k = ks[i];
         gpumat_matrix *a, *b;
         double *ha, *hb;
         static double out[M * N], ref[M * N], scale[M * N];
-        CHECK_OK(tu_random_matrix(ctx, &rng, M, k, GPUMAT_F32, &a, &ha));
-        CHECK_OK(tu_random_matrix(ctx, &rng, k, N, GPUMAT_F32, &b, &hb));
-        CHECK_OK(tu_poison(c));
-        CHECK_OK(gpumat_multiply(c, a, b));
-        CHECK_OK(tu_download(c, out));
+        TU_CHECK_OK(tu_random_matrix(ctx, &rng, M, k, GPUMAT_F32, &a, &ha));
+        TU_CHECK_OK(tu_random_matrix(ctx, &rng, k, N, GPUMAT_F32, &b, &hb));
+        TU_CHECK_OK(tu_poison(c));
+        TU_CHECK_OK(gpumat_multiply(c, a, b));
+        TU_CHECK_OK(tu_download(c, out));
         tu_ref_gemm(M, k, N, ha, hb, ref, scale);
         char what[128], msg[MSG_SIZE];
         snprintf(what, sizeof what, "reused output, multiply %dx%zu * %zux%d (%s)", M, k, k, N,
