@@ -140,49 +140,45 @@ gpumat_status gpumat_axpy(double alpha, const gpumat_matrix *a, gpumat_matrix *b
     return geam("axpy", names, GPUMAT_NO_TRANS, alpha, a, GPUMAT_NO_TRANS, 1.0, b, b);
 }
 
+/* The kernels of one output and one or two same-shape inputs, called
+ * kernel(n, inputs..., output); operands[0] is the output. */
+static gpumat_status pointwise(const char *name, size_t count, const gpumat_matrix *const *operands,
+                               const char *const *names)
+{
+    gpumat_status status = check_same(name, count, operands, names);
+    if (status != GPUMAT_OK)
+        return status;
+    const gpumat_matrix *out = operands[0], *in1 = operands[1], *in2 = operands[count - 1];
+    gpumat_context *ctx = out->ctx;
+    cl_ulong n = (cl_ulong)out->rows * out->cols;
+    size_t global = gpumat__ml_grid(ctx, n), wg = ctx->profile.elementwise_wg;
+    cl_kernel kernel;
+    pthread_mutex_lock(&ctx->lock);
+    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, out->dtype, name, &kernel);
+    if (status == GPUMAT_OK)
+        status = count == 3 ? gpumat__set_args(ctx, kernel, name, 4, GPUMAT__ARG(n),
+                                               GPUMAT__ARG(in1->buffer), GPUMAT__ARG(in2->buffer),
+                                               GPUMAT__ARG(out->buffer))
+                            : gpumat__set_args(ctx, kernel, name, 3, GPUMAT__ARG(n),
+                                               GPUMAT__ARG(in1->buffer), GPUMAT__ARG(out->buffer));
+    if (status == GPUMAT_OK)
+        status = gpumat__launch(ctx, kernel, name, 1, &global, &wg);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
 gpumat_status gpumat_hadamard(gpumat_matrix *c, const gpumat_matrix *a, const gpumat_matrix *b)
 {
     const gpumat_matrix *operands[] = {c, a, b};
     const char *const names[] = {"c", "a", "b"};
-    gpumat_status status = check_same("hadamard", 3, operands, names);
-    if (status != GPUMAT_OK)
-        return status;
-    gpumat_context *ctx = c->ctx;
-    cl_ulong n = (cl_ulong)c->rows * c->cols;
-    size_t global = gpumat__ml_grid(ctx, n), wg = ctx->profile.elementwise_wg;
-    cl_kernel kernel;
-    pthread_mutex_lock(&ctx->lock);
-    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, c->dtype, "hadamard", &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, "hadamard", 4, GPUMAT__ARG(n),
-                                  GPUMAT__ARG(a->buffer), GPUMAT__ARG(b->buffer),
-                                  GPUMAT__ARG(c->buffer));
-    if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, "hadamard", 1, &global, &wg);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+    return pointwise("hadamard", 3, operands, names);
 }
 
 gpumat_status gpumat_relu(gpumat_matrix *c, const gpumat_matrix *a)
 {
     const gpumat_matrix *operands[] = {c, a};
     const char *const names[] = {"c", "a"};
-    gpumat_status status = check_same("relu", 2, operands, names);
-    if (status != GPUMAT_OK)
-        return status;
-    gpumat_context *ctx = c->ctx;
-    cl_ulong n = (cl_ulong)c->rows * c->cols;
-    size_t global = gpumat__ml_grid(ctx, n), wg = ctx->profile.elementwise_wg;
-    cl_kernel kernel;
-    pthread_mutex_lock(&ctx->lock);
-    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, c->dtype, "relu", &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, "relu", 3, GPUMAT__ARG(n), GPUMAT__ARG(a->buffer),
-                                  GPUMAT__ARG(c->buffer));
-    if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, "relu", 1, &global, &wg);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+    return pointwise("relu", 2, operands, names);
 }
 
 gpumat_status gpumat_relu_backward(gpumat_matrix *dx, const gpumat_matrix *dy,
@@ -190,23 +186,7 @@ gpumat_status gpumat_relu_backward(gpumat_matrix *dx, const gpumat_matrix *dy,
 {
     const gpumat_matrix *operands[] = {dx, dy, x};
     const char *const names[] = {"dx", "dy", "x"};
-    gpumat_status status = check_same("relu_backward", 3, operands, names);
-    if (status != GPUMAT_OK)
-        return status;
-    gpumat_context *ctx = dx->ctx;
-    cl_ulong n = (cl_ulong)dx->rows * dx->cols;
-    size_t global = gpumat__ml_grid(ctx, n), wg = ctx->profile.elementwise_wg;
-    cl_kernel kernel;
-    pthread_mutex_lock(&ctx->lock);
-    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, dx->dtype, "relu_backward", &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, "relu_backward", 4, GPUMAT__ARG(n),
-                                  GPUMAT__ARG(dy->buffer), GPUMAT__ARG(x->buffer),
-                                  GPUMAT__ARG(dx->buffer));
-    if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, "relu_backward", 1, &global, &wg);
-    pthread_mutex_unlock(&ctx->lock);
-    return status;
+    return pointwise("relu_backward", 3, operands, names);
 }
 
 gpumat_status gpumat_adam_update(gpumat_matrix *param, const gpumat_matrix *grad,
