@@ -87,6 +87,14 @@ typedef struct gpumat__gemm_params {
                               * global tiles copied straight into local
                               * memory async-1 steps ahead; cp.async on
                               * NVIDIA (see gpumat__profile_vendor_options) */
+    /* cl/gemm_cpu.cl, the kernels for CPU drivers (no local memory, no
+     * barriers), instead of cl/gemm.cl's tiles when cvw > 0: */
+    unsigned cvw;            /* float vector width (double: cvw/2), or 0     */
+    unsigned cmr, cnv;       /* NN/TN/TT block: rows x vectors of C          */
+    unsigned cdm, cdn;       /* NT block: rows x columns of dot products     */
+    unsigned cwx, cwy;       /* work-group: work-items along columns, rows   */
+    unsigned cpack;          /* products of >= cpack^3 multiply-adds pack
+                              * their operands into panels first          */
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -193,6 +201,7 @@ typedef enum gpumat__program_id {
     GPUMAT__PROGRAM_TRANSPOSE,
     GPUMAT__PROGRAM_GEMM,
     GPUMAT__PROGRAM_ML,
+    GPUMAT__PROGRAM_GEMM_CPU,
     GPUMAT__PROGRAM_COUNT
 } gpumat__program_id;
 
@@ -350,6 +359,12 @@ gpumat_status gpumat__check_operands(const char *op, size_t count,
  * the first failure. */
 gpumat_status gpumat__set_args(gpumat_context *ctx, cl_kernel kernel,
                                const char *kernel_name, unsigned count, ...);
+
+/* A scratch buffer of `elements` of dtype, for results between two kernels
+ * of one call.  The caller releases it right after enqueueing its last
+ * use: OpenCL frees it only once those commands have finished. */
+gpumat_status gpumat__temp_buffer(gpumat_context *ctx, const char *op, gpumat_dtype dtype,
+                                  size_t elements, cl_mem *out);
 
 /* Enqueues a kernel over a 1-, 2-dimensional range and reports failure. */
 gpumat_status gpumat__launch(gpumat_context *ctx, cl_kernel kernel,

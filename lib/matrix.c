@@ -140,6 +140,17 @@ gpumat_status gpumat__set_args(gpumat_context *ctx, cl_kernel kernel, const char
     return GPUMAT_OK;
 }
 
+gpumat_status gpumat__temp_buffer(gpumat_context *ctx, const char *op, gpumat_dtype dtype,
+                                  size_t elements, cl_mem *out)
+{
+    cl_int err;
+    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, elements * gpumat_dtype_size(dtype),
+                          NULL, &err);
+    return err == CL_SUCCESS ? GPUMAT_OK
+                             : gpumat__fail_cl(ctx, err, "%s: clCreateBuffer(%zu scratch elements)",
+                                               op, elements);
+}
+
 gpumat_status gpumat__launch(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
                              cl_uint dims, const size_t *global, const size_t *local)
 {

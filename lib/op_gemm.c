@@ -2,8 +2,116 @@
  * context's GEMM backend. */
 #include "gpumat_internal.h"
 
+/* Runs kernel `name` of program `id` (both take cl/gemm.cl's arguments)
+ * over the given grid. */
+static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
+                            gpumat__program_id id, const char *name, const size_t global[2],
+                            const size_t local[2])
+{
+    bool f64 = g->dtype == GPUMAT_F64;
+    /* Dimensions fit in int: gpumat_matrix_create caps them at INT_MAX. */
+    cl_int M = (cl_int)g->m, N = (cl_int)g->n, K = (cl_int)g->k;
+    cl_int lda = (cl_int)g->lda, ldb = (cl_int)g->ldb, ldc = (cl_int)g->ldc;
+    cl_float alpha32 = (cl_float)g->alpha, beta32 = (cl_float)g->beta;
+    cl_double alpha64 = g->alpha, beta64 = g->beta;
+    size_t scalar = f64 ? sizeof(cl_double) : sizeof(cl_float);
+    const void *alpha = f64 ? (const void *)&alpha64 : (const void *)&alpha32;
+    const void *beta = f64 ? (const void *)&beta64 : (const void *)&beta32;
+
+    cl_kernel kernel;
+    gpumat_status status = gpumat__kernel(ctx, id, g->dtype, name, &kernel);
+    if (status == GPUMAT_OK)
+        status = gpumat__set_args(ctx, kernel, name, 11,
+                                  sizeof M, (const void *)&M, sizeof N, (const void *)&N,
+                                  sizeof K, (const void *)&K, scalar, alpha, scalar, beta,
+                                  sizeof(cl_mem), (const void *)&g->a, sizeof lda, (const void *)&lda,
+                                  sizeof(cl_mem), (const void *)&g->b, sizeof ldb, (const void *)&ldb,
+                                  sizeof(cl_mem), (const void *)&g->c, sizeof ldc, (const void *)&ldc);
+    if (status == GPUMAT_OK)
+        status = gpumat__launch(ctx, kernel, name, 2, global, local);
+    return status;
+}
+
+/* Packs the K x Q operand Y(k, q) = y[k*sk + q*sq] into panels of w
+ * columns (cl/gemm_cpu.cl, cpu_pack) in a new scratch buffer *out. */
+static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, cl_mem y, size_t q,
+                              size_t k, size_t sk, size_t sq, size_t w, cl_mem *out)
+{
+    size_t panels = (q + w - 1) / w;
+    cl_kernel kernel;
+    gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, "cpu_pack", &kernel);
+    if (status == GPUMAT_OK)
+        status = gpumat__temp_buffer(ctx, "gemm", dtype, panels * w * k, out);
+    if (status != GPUMAT_OK)
+        return status;
+    cl_int Q = (cl_int)q, K = (cl_int)k, SK = (cl_int)sk, SQ = (cl_int)sq, W = (cl_int)w;
+    size_t local[2] = {64, 1}, global[2] = {gpumat__round_up(k, 64), panels};
+    status = gpumat__set_args(ctx, kernel, "cpu_pack", 7, sizeof Q, (const void *)&Q, sizeof K,
+                              (const void *)&K, sizeof(cl_mem), (const void *)&y, sizeof SK,
+                              (const void *)&SK, sizeof SQ, (const void *)&SQ, sizeof W,
+                              (const void *)&W, sizeof(cl_mem), (const void *)out);
+    if (status == GPUMAT_OK)
+        status = gpumat__launch(ctx, kernel, "cpu_pack", 2, global, local);
+    if (status != GPUMAT_OK) {
+        clReleaseMemObject(*out);
+        *out = NULL;
+    }
+    return status;
+}
+
+/* cl/gemm_cpu.cl: one block of C per work-item, dimension 0 along the
+ * block's vectors (n, or m for TT, whose blocks are of C^T), dimension 1
+ * along its rows; NT's blocks are cdm x cdn dot products.  Products of at
+ * least cpack^3 multiply-adds first pack the operand read along the
+ * vectors (and TN's A^T) into panels, so that each block streams through
+ * memory in order; smaller ones are not worth the extra passes. */
+static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
+{
+    static const char *const names[2][2][2] = {
+        {{"gemm_nn_cpu", "gemm_nt_cpu"}, {"gemm_tn_cpu", "gemm_tt_cpu"}},
+        {{"gemm_nn_cpu_packed", "gemm_nn_cpu_packed"},
+         {"gemm_tn_cpu_packed", "gemm_tt_cpu_packed"}}};
+    const gpumat__gemm_params *p = &ctx->profile.gemm;
+    size_t width = (g->dtype == GPUMAT_F64 ? p->cvw / 2 : p->cvw) * p->cnv;
+    double cube = (double)p->cpack * p->cpack * p->cpack;
+    bool packed = (double)g->m * g->n * g->k >= cube;
+    bool nt = !packed && !g->trans_a && g->trans_b, tt = g->trans_a && g->trans_b;
+    size_t rows = nt ? p->cdm : p->cmr, cols = nt ? p->cdn : width;
+    size_t P = tt ? g->n : g->m, Q = tt ? g->m : g->n;
+    size_t local[2] = {p->cwx, p->cwy};
+    size_t global[2] = {gpumat__round_up((Q + cols - 1) / cols, p->cwx),
+                        gpumat__round_up((P + rows - 1) / rows, p->cwy)};
+    const char *name = names[packed][g->trans_a][g->trans_b];
+    if (!packed)
+        return launch(ctx, g, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
+
+    /* The packed call: B, B^T (NT) or A (TT) in panels of `width`
+     * columns; for TN also A^T in panels of cmr rows. */
+    gpumat__gemm_call call = *g;
+    cl_mem pa = NULL, pb = NULL;
+    gpumat_status status;
+    if (tt)
+        status = cpu_pack(ctx, g->dtype, g->a, g->m, g->k, g->lda, 1, width, &pa);
+    else
+        status = cpu_pack(ctx, g->dtype, g->b, g->n, g->k, g->trans_b ? 1 : g->ldb,
+                          g->trans_b ? g->ldb : 1, width, &pb);
+    if (status == GPUMAT_OK && g->trans_a && !tt)
+        status = cpu_pack(ctx, g->dtype, g->a, g->m, g->k, g->lda, 1, p->cmr, &pa);
+    call.a = pa ? pa : g->a;
+    call.b = pb ? pb : g->b;
+    if (status == GPUMAT_OK)
+        status = launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
+    if (pa)
+        clReleaseMemObject(pa);
+    if (pb)
+        clReleaseMemObject(pb);
+    return status;
+}
+
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
+    if (ctx->profile.gemm.cvw)
+        return cpu_gemm(ctx, g);
     static const char *const names[2][2][2] = {
         {{"gemm_nn", "gemm_nt"}, {"gemm_tn", "gemm_tt"}},
         {{"gemm_nn_small", "gemm_nt_small"}, {"gemm_tn_small", "gemm_tt_small"}}};
@@ -23,27 +131,7 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     size_t local[2] = {ndimc, mdimc};
     size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,
                         gpumat__round_up(g->m, mwg) / mwg * mdimc};
-    /* Dimensions fit in int: gpumat_matrix_create caps them at INT_MAX. */
-    cl_int M = (cl_int)g->m, N = (cl_int)g->n, K = (cl_int)g->k;
-    cl_int lda = (cl_int)g->lda, ldb = (cl_int)g->ldb, ldc = (cl_int)g->ldc;
-    cl_float alpha32 = (cl_float)g->alpha, beta32 = (cl_float)g->beta;
-    cl_double alpha64 = g->alpha, beta64 = g->beta;
-    size_t scalar = f64 ? sizeof(cl_double) : sizeof(cl_float);
-    const void *alpha = f64 ? (const void *)&alpha64 : (const void *)&alpha32;
-    const void *beta = f64 ? (const void *)&beta64 : (const void *)&beta32;
-
-    cl_kernel kernel;
-    gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM, g->dtype, name, &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, name, 11,
-                                  sizeof M, (const void *)&M, sizeof N, (const void *)&N,
-                                  sizeof K, (const void *)&K, scalar, alpha, scalar, beta,
-                                  sizeof(cl_mem), (const void *)&g->a, sizeof lda, (const void *)&lda,
-                                  sizeof(cl_mem), (const void *)&g->b, sizeof ldb, (const void *)&ldb,
-                                  sizeof(cl_mem), (const void *)&g->c, sizeof ldc, (const void *)&ldc);
-    if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, name, 2, global, local);
-    return status;
+    return launch(ctx, g, GPUMAT__PROGRAM_GEMM, name, global, local);
 }
 
 static const char *op_name(gpumat_op op) { return op == GPUMAT_TRANS ? "transposed " : ""; }

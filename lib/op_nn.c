@@ -94,20 +94,6 @@ gpumat_status gpumat_gather_rows(gpumat_matrix *dst, const gpumat_matrix *src,
     return status;
 }
 
-/* A scratch buffer of `elements` of dtype, for results between two kernels
- * of one call.  The caller releases it right after enqueueing its last
- * use: OpenCL frees it only once those commands have finished. */
-static gpumat_status temp_buffer(gpumat_context *ctx, const char *op, gpumat_dtype dtype,
-                                 size_t elements, cl_mem *out)
-{
-    cl_int err;
-    *out = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, elements * gpumat_dtype_size(dtype),
-                          NULL, &err);
-    return err == CL_SUCCESS ? GPUMAT_OK
-                             : gpumat__fail_cl(ctx, err, "%s: clCreateBuffer(%zu scratch elements)",
-                                               op, elements);
-}
-
 /* One sum_cols pass: column sums of row chunks of `rows` x `cols` at `in`,
  * one row of `out` per chunk.  The caller holds ctx->lock. */
 static gpumat_status sum_cols_pass(gpumat_context *ctx, gpumat_dtype dtype, cl_kernel kernel,
@@ -171,7 +157,7 @@ gpumat_status gpumat_sum_cols(gpumat_matrix *v, const gpumat_matrix *a)
             status = sum_cols_pass(ctx, a->dtype, kernel, rows, cols, chunk, lx, ly, a->buffer,
                                    v->buffer);
         } else {
-            status = temp_buffer(ctx, "sum_cols", a->dtype, groups_y * cols, &partial);
+            status = gpumat__temp_buffer(ctx, "sum_cols", a->dtype, groups_y * cols, &partial);
             if (status == GPUMAT_OK)
                 status = sum_cols_pass(ctx, a->dtype, kernel, rows, cols, chunk, lx, ly,
                                        a->buffer, partial);
@@ -329,7 +315,7 @@ gpumat_status gpumat_softmax_cross_entropy(gpumat_matrix *loss, gpumat_matrix *d
     pthread_mutex_lock(&ctx->lock);
     /* The rows' losses are reduced to their mean by a second, single
      * work-group kernel, so the result does not depend on timing. */
-    status = loss ? temp_buffer(ctx, fn, logits->dtype, m, &row_loss) : GPUMAT_OK;
+    status = loss ? gpumat__temp_buffer(ctx, fn, logits->dtype, m, &row_loss) : GPUMAT_OK;
     if (status == GPUMAT_OK)
         status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, logits->dtype, "softmax_xent", &kernel);
     if (status == GPUMAT_OK)

@@ -33,22 +33,23 @@ static const gpumat__profile profiles[] = {
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
      * pipeline loses 2-8% for float, which stays register-staged). */
     {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2},
+                    0, 2, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop: small groups
      * with larger per-item blocks keep the loop body vectorisable. */
-    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0},
+    {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
+             8, 4, 3, 3, 4, 4, 4, 384},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -117,8 +118,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t small64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->smwg + g->snwg + 8);
     uint64_t local64 = (big64 > small64 ? big64 : small64) * 8;
     uint64_t local = local32 > local64 ? local32 : local64;
+    size_t cpu_items = g->cvw ? (size_t)g->cwx * g->cwy : 0;
     return info->max_work_group_size == 0 ||
-           (gemm_items <= info->max_work_group_size &&
+           (gemm_items <= info->max_work_group_size && cpu_items <= info->max_work_group_size &&
             gemm64_items <= info->max_work_group_size &&
             small_items <= info->max_work_group_size &&
             transpose_items <= info->max_work_group_size && transpose_fits(p, info) &&
@@ -159,6 +161,13 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
         snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
                  p->transpose.tv, p->transpose.tvs, p->transpose.tvw, p->transpose.tms,
                  p->transpose.tmw, p->transpose.tmg);
+    /* Only profiles that use cl/gemm_cpu.cl name its parameters, so that
+     * the others' options (and compiled kernels) stay as they were. */
+    used = strlen(buf);
+    if (p->gemm.cvw && used < size)
+        snprintf(buf + used, size - used,
+                 " -DCVW=%u -DCMR=%u -DCNV=%u -DCDM=%u -DCDN=%u -DCWX=%u -DCWY=%u", p->gemm.cvw,
+                 p->gemm.cmr, p->gemm.cnv, p->gemm.cdm, p->gemm.cdn, p->gemm.cwx, p->gemm.cwy);
 }
 
 void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,
@@ -206,6 +215,14 @@ static const struct {
     {"SKWG", offsetof(gpumat__profile, gemm.skwg)},
     {"ASYNC", offsetof(gpumat__profile, gemm.async)},
     {"ASYNC64", offsetof(gpumat__profile, gemm.async64)},
+    {"CVW", offsetof(gpumat__profile, gemm.cvw)},
+    {"CMR", offsetof(gpumat__profile, gemm.cmr)},
+    {"CNV", offsetof(gpumat__profile, gemm.cnv)},
+    {"CDM", offsetof(gpumat__profile, gemm.cdm)},
+    {"CDN", offsetof(gpumat__profile, gemm.cdn)},
+    {"CWX", offsetof(gpumat__profile, gemm.cwx)},
+    {"CWY", offsetof(gpumat__profile, gemm.cwy)},
+    {"CPACK", offsetof(gpumat__profile, gemm.cpack)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -221,7 +238,8 @@ static const struct {
 static bool zero_means_off(size_t offset)
 {
     return offset == offsetof(gpumat__profile, gemm.async) ||
-           offset == offsetof(gpumat__profile, gemm.async64);
+           offset == offsetof(gpumat__profile, gemm.async64) ||
+           offset == offsetof(gpumat__profile, gemm.cvw);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item
@@ -279,6 +297,12 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                             "LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
                             "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), and TS a "
                             "multiple of 4", spec);
+    if (g->cvw && !((g->cvw == 4 || g->cvw == 8 || g->cvw == 16) && g->cmr && g->cmr <= 16 &&
+                    g->cnv && g->cnv <= 16 && g->cdm && g->cdm <= 16 && g->cdn &&
+                    g->cdn <= 16 && g->cwx && g->cwy))
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "GPUMAT_KERNEL_PARAMS=\"%s\": CVW must be 0 (the tiled kernels), 4, "
+                            "8 or 16, and then CMR, CNV, CDM and CDN 1 to 16", spec);
     if (!transpose_ok(&p->transpose))
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": TV must be 4, 8 or 16, TVS and TMS "

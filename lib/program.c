@@ -15,6 +15,7 @@ static const char *const program_names[GPUMAT__PROGRAM_COUNT] = {
     [GPUMAT__PROGRAM_TRANSPOSE] = "transpose",
     [GPUMAT__PROGRAM_GEMM] = "gemm",
     [GPUMAT__PROGRAM_ML] = "ml",
+    [GPUMAT__PROGRAM_GEMM_CPU] = "gemm_cpu",
 };
 
 static const char *embedded_text(const char *name)

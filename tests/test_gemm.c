@@ -5,8 +5,10 @@
  * and F64, degenerate, prime, tile-edge and exact-multiple shapes, both
  * GEMM backends, and every shipped kernel profile of the native backend
  * (forced with GPUMAT_PROFILE), plus both tile shapes of the native kernel
- * (forced with GPUMAT_KERNEL_PARAMS=SMALLPCT=...) and both ways of staging
- * the big tiles (ASYNC / ASYNC64 on and off).  Also: shape, op,
+ * (forced with GPUMAT_KERNEL_PARAMS=SMALLPCT=...), both ways of staging
+ * the big tiles (ASYNC / ASYNC64 on and off), and the cpu profile's
+ * cl/gemm_cpu.cl kernels with and without packed operands (CPACK) and its
+ * tiled kernels instead (CVW=0).  Also: shape, op,
  * aliasing and operand errors, gpumat_multiply == gemm(N, N, 1, a, b, 0, c),
  * and invalid GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS values.
  *
@@ -59,8 +61,16 @@ static gemm_group g_groups[] = {
      "SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu small tiles (SMALLPCT=4096)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
      "SMALLPCT=4096", 0, NULL, GPUMAT_OK, ""},
-    {"native/cpu small tiles (SMALLPCT=4096)", GPUMAT_GEMM_NATIVE, "cpu", "SMALLPCT=4096", 0,
+    /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
+     * kernels forced on every shape, and cl/gemm.cl's tiles (CVW=0, big
+     * and, on the shapes that give 2 compute units too few big tiles,
+     * small). */
+    {"native/cpu packed operands (CPACK=1)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=1", 0, NULL,
+     GPUMAT_OK, ""},
+    {"native/cpu direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=4096", 0,
      NULL, GPUMAT_OK, ""},
+    {"native/cpu tiled kernels (CVW=0)", GPUMAT_GEMM_NATIVE, "cpu", "CVW=0", 0, NULL,
+     GPUMAT_OK, ""},
     /* The big tiles' direct-copy pipeline (ASYNC, ASYNC64: portable plain
      * copies here; cp.async only under NVIDIA's compiler) at every stage
      * count, for float too (nvidia-gpu ships it for double only), and the
@@ -69,8 +79,8 @@ static gemm_group g_groups[] = {
      "nvidia-gpu", "ASYNC=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,SMALLPCT=1)",
      GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
-    {"native/cpu direct-copy pipeline (ASYNC=4,ASYNC64=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "cpu",
-     "ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
+    {"native/cpu direct-copy pipeline (CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
+     "cpu", "CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
 };
 #define N_GROUPS (sizeof g_groups / sizeof g_groups[0])
 
@@ -306,11 +316,14 @@ static const size_t full_shapes[][3] = {
 };
 
 /* Around the big tiles of every profile (nvidia-gpu: 128x128, others 64x64
- * or 32x32) and their depth. */
+ * or 32x32) and their depth; for cl/gemm_cpu.cl (blocks of 4 rows by 24
+ * floats or 12 doubles, NT's 3 x 4 dot products over 8 or 4 values of k):
+ * fewer rows, columns and k than one block, exact multiples, and one past. */
 static const size_t profile_shapes[][3] = {
     {1, 1, 1},       {1, 129, 67},     {127, 1, 255},   {129, 257, 1},
     {61, 67, 71},    {128, 128, 128},  {127, 129, 255}, {257, 255, 129},
-    {256, 128, 64},  {129, 127, 9},    {33, 31, 257},
+    {256, 128, 64},  {129, 127, 9},    {33, 31, 257},   {3, 17, 7},
+    {12, 48, 16},    {5, 25, 9},
 };
 
 /* Every op combination and every alpha/beta case on every shape. */
@@ -679,6 +692,10 @@ static void test_bad_kernel_params(void **state)
     expect_create_fails(NULL, "ASYNC=1", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails(NULL, "ASYNC64=5", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("nvidia-gpu", "ASYNC=2,KWG=24", "GPUMAT_KERNEL_PARAMS");
+    /* cl/gemm_cpu.cl: vectors of 4, 8 or 16 floats, blocks of 1-16. */
+    expect_create_fails("cpu", "CVW=6", "GPUMAT_KERNEL_PARAMS");
+    expect_create_fails("cpu", "CMR=17", "GPUMAT_KERNEL_PARAMS");
+    expect_create_fails("cpu", "CDN=0", "GPUMAT_KERNEL_PARAMS");
 }
 
 /* After the failures, with the variables unset again, contexts work. */
