@@ -182,23 +182,58 @@ CPU_KERNEL gemm_tt_cpu_packed(CPU_ARGS)
     CPU_RV_BODY(N, M, B, ldb, 1, A, CNV * CW, 1, ldc, 0, 1)
 }
 
-/* Packs the K x Q operand Y(k, q) = Y[k*sk + q*sq] into panels of W
+/* The packing kernels: the K x Q operand Y(k, q) into panels of W
  * columns, each K rows of W values, zero past Q: Yp[(b*K + k)*W + w] =
- * Y(k, b*W + w).  Work-item (k, b) packs one row of panel b.  A GEMM block
- * then reads its panel as one sequential stream, whatever the operand's
- * layout and leading dimension (rows 4 KiB apart all fall in the same
- * cache sets, and every row is another page). */
-__kernel void cpu_pack(const int Q, const int K, __global const REAL *Y, const int sk,
-                       const int sq, const int W, __global REAL *Yp)
+ * Y(k, b*W + w).  A GEMM block then reads its panel as one sequential
+ * stream, whatever the operand's layout and leading dimension (rows 4 KiB
+ * apart all fall in the same cache sets, and each is another page).  Each
+ * reads Y along its rows: one work-item per row of a panel read rows 4 KiB
+ * apart with 1-2 cache misses per 24 values, and packing took as long as
+ * the product.
+ *
+ * cpu_pack_rows, Y(k, q) = Y[k*ld + q]: work-item (k, g) packs row k of
+ * panels g*G ... g*G+G-1, G*W consecutive values of one row; its
+ * neighbours in the work-group write the next rows of the same panels. */
+__kernel void cpu_pack_rows(const int Q, const int K, __global const REAL *Y, const int ld,
+                            const int W, const int G, __global REAL *Yp)
 {
-    const int k = get_global_id(0), b = get_global_id(1);
+    const int k = get_global_id(0), b0 = get_global_id(1) * G;
     if (k >= K)
         return;
-    __global const REAL *y = Y + (size_t)k * sk;
-    __global REAL *out = Yp + ((size_t)b * K + k) * W;
+    __global const REAL *y = Y + (size_t)k * ld;
+    const int bn = min(b0 + G, (Q + W - 1) / W);
+    /* Whole panels copy without a bound per value. */
+    const int whole = min(bn, Q / W);
+    for (int b = b0; b < whole; ++b) {
+        __global REAL *out = Yp + ((size_t)b * K + k) * W;
+        for (int w = 0; w < W; ++w)
+            out[w] = y[b * W + w];
+    }
+    for (int b = max(b0, whole); b < bn; ++b) {
+        __global REAL *out = Yp + ((size_t)b * K + k) * W;
+        for (int w = 0; w < W; ++w)
+            out[w] = b * W + w < Q ? y[b * W + w] : 0;
+    }
+}
+
+/* cpu_pack_cols, Y(k, q) = Y[q*ld + k] (rows of the stored matrix run
+ * along k): work-item (t, b) packs rows k = t*G ... t*G+G-1 of panel b,
+ * G*W values written in order, read as G consecutive values of each of W
+ * rows; its neighbours in the work-group take the next G values of the
+ * same rows. */
+__kernel void cpu_pack_cols(const int Q, const int K, __global const REAL *Y, const int ld,
+                            const int W, const int G, __global REAL *Yp)
+{
+    const int k0 = get_global_id(0) * G, b = get_global_id(1);
+    if (k0 >= K)
+        return;
+    const int kn = min(G, K - k0);
+    __global REAL *out = Yp + ((size_t)b * K + k0) * W;
     for (int w = 0; w < W; ++w) {
         const int q = b * W + w;
-        out[w] = q < Q ? y[(size_t)q * sq] : 0;
+        __global const REAL *y = Y + (size_t)min(q, Q - 1) * ld + k0;
+        for (int kk = 0; kk < kn; ++kk)
+            out[kk * W + w] = q < Q ? y[kk] : 0;
     }
 }
 

@@ -101,6 +101,9 @@ static void context_free(gpumat_context *ctx)
 {
     gpumat__staging_release(ctx);
     gpumat__programs_release(ctx);
+    for (int i = 0; i < 2; ++i)
+        if (ctx->gemm_pack[i])
+            clReleaseMemObject(ctx->gemm_pack[i]);
     if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST || ctx->clblast_used)
         gpumat__clblast_release();
     if (ctx->queue)

@@ -298,6 +298,12 @@ struct gpumat_context {
     gpumat_build_stats build_stats;
 
     gpumat__staging staging;
+
+    /* cl/gemm_cpu.cl's packed operands (op_gemm.c), kept between calls
+     * and guarded by `lock`: a fresh buffer per call costs a page fault per
+     * page on first touch, which on a VM took longer than packing. */
+    cl_mem gemm_pack[2];
+    size_t gemm_pack_bytes[2];
 };
 
 /* ---- cache.c: the persistent kernel cache ------------------------------- */

@@ -32,31 +32,43 @@ static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
     return status;
 }
 
-/* Packs the K x Q operand Y(k, q) = y[k*sk + q*sq] into panels of w
- * columns (cl/gemm_cpu.cl, cpu_pack) in a new scratch buffer *out. */
-static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, cl_mem y, size_t q,
-                              size_t k, size_t sk, size_t sq, size_t w, cl_mem *out)
+/* Packs the K x Q operand Y(k, q) = y[k*ld + q], or y[q*ld + k] when
+ * `cols`, into panels of w columns (cl/gemm_cpu.cl, cpu_pack_rows and
+ * cpu_pack_cols) in the context's pack buffer `slot`, grown when too
+ * small; *out is that buffer.  The queue is in order, so the next call's
+ * packing waits for this call's product. */
+static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, int slot, cl_mem y,
+                              size_t q, size_t k, size_t ld, bool cols, size_t w, cl_mem *out)
 {
-    size_t panels = (q + w - 1) / w;
+    const char *name = cols ? "cpu_pack_cols" : "cpu_pack_rows";
+    size_t panels = (q + w - 1) / w, bytes = panels * w * k * gpumat_dtype_size(dtype);
     cl_kernel kernel;
-    gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, "cpu_pack", &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__temp_buffer(ctx, "gemm", dtype, panels * w * k, out);
+    gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, name, &kernel);
+    if (status == GPUMAT_OK && ctx->gemm_pack_bytes[slot] < bytes) {
+        if (ctx->gemm_pack[slot])
+            clReleaseMemObject(ctx->gemm_pack[slot]);
+        ctx->gemm_pack[slot] = NULL;
+        ctx->gemm_pack_bytes[slot] = 0;
+        status = gpumat__temp_buffer(ctx, "gemm", dtype, panels * w * k, &ctx->gemm_pack[slot]);
+        if (status == GPUMAT_OK)
+            ctx->gemm_pack_bytes[slot] = bytes;
+    }
     if (status != GPUMAT_OK)
         return status;
-    cl_int Q = (cl_int)q, K = (cl_int)k, SK = (cl_int)sk, SQ = (cl_int)sq, W = (cl_int)w;
-    size_t local[2] = {64, 1}, global[2] = {gpumat__round_up(k, 64), panels};
-    status = gpumat__set_args(ctx, kernel, "cpu_pack", 7, sizeof Q, (const void *)&Q, sizeof K,
-                              (const void *)&K, sizeof(cl_mem), (const void *)&y, sizeof SK,
-                              (const void *)&SK, sizeof SQ, (const void *)&SQ, sizeof W,
-                              (const void *)&W, sizeof(cl_mem), (const void *)out);
-    if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, "cpu_pack", 2, global, local);
-    if (status != GPUMAT_OK) {
-        clReleaseMemObject(*out);
-        *out = NULL;
-    }
-    return status;
+    *out = ctx->gemm_pack[slot];
+    /* Rows: ~512 values of a row per work-item; columns: 16 values of k
+     * (a cache line of floats) from each of w rows. */
+    size_t group = cols ? 16 : (512 + w - 1) / w;
+    cl_int Q = (cl_int)q, K = (cl_int)k, LD = (cl_int)ld, W = (cl_int)w, G = (cl_int)group;
+    size_t local[2] = {64, 1};
+    size_t global[2] = {cols ? gpumat__round_up((k + group - 1) / group, 64)
+                             : gpumat__round_up(k, 64),
+                        cols ? panels : (panels + group - 1) / group};
+    status = gpumat__set_args(ctx, kernel, name, 7, sizeof Q, (const void *)&Q, sizeof K,
+                              (const void *)&K, sizeof(cl_mem), (const void *)&y, sizeof LD,
+                              (const void *)&LD, sizeof W, (const void *)&W, sizeof G,
+                              (const void *)&G, sizeof(cl_mem), (const void *)out);
+    return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, name, 2, global, local) : status;
 }
 
 /* cl/gemm_cpu.cl: one block of C per work-item, dimension 0 along the
@@ -88,24 +100,16 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     /* The packed call: B, B^T (NT) or A (TT) in panels of `width`
      * columns; for TN also A^T in panels of cmr rows. */
     gpumat__gemm_call call = *g;
-    cl_mem pa = NULL, pb = NULL;
     gpumat_status status;
     if (tt)
-        status = cpu_pack(ctx, g->dtype, g->a, g->m, g->k, g->lda, 1, width, &pa);
+        status = cpu_pack(ctx, g->dtype, 0, g->a, g->m, g->k, g->lda, false, width, &call.a);
     else
-        status = cpu_pack(ctx, g->dtype, g->b, g->n, g->k, g->trans_b ? 1 : g->ldb,
-                          g->trans_b ? g->ldb : 1, width, &pb);
+        status = cpu_pack(ctx, g->dtype, 0, g->b, g->n, g->k, g->ldb, g->trans_b, width,
+                          &call.b);
     if (status == GPUMAT_OK && g->trans_a && !tt)
-        status = cpu_pack(ctx, g->dtype, g->a, g->m, g->k, g->lda, 1, p->cmr, &pa);
-    call.a = pa ? pa : g->a;
-    call.b = pb ? pb : g->b;
-    if (status == GPUMAT_OK)
-        status = launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
-    if (pa)
-        clReleaseMemObject(pa);
-    if (pb)
-        clReleaseMemObject(pb);
-    return status;
+        status = cpu_pack(ctx, g->dtype, 1, g->a, g->m, g->k, g->lda, false, p->cmr, &call.a);
+    return status == GPUMAT_OK ? launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local)
+                               : status;
 }
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)

@@ -49,7 +49,7 @@ static const gpumat__profile profiles[] = {
     /* PoCL and other CPU drivers run a work-group as a loop: small groups
      * with larger per-item blocks keep the loop body vectorisable. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             8, 4, 3, 3, 4, 4, 4, 384},
+             8, 4, 3, 3, 4, 4, 4, 224},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
