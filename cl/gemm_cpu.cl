@@ -15,12 +15,20 @@
  *     is contiguous along the vector: for NN and TN, C' = C, X = op(A),
  *     Y = B; for TT, C' = C^T = B A (A^T^T = A is contiguous along m).
  *     Per k: CNV vector loads of Y, CMR scalars of X broadcast, CMR*CNV
- *     vector FMAs (a 6 x 2 block of 8-float vectors fills 12 of AVX2's 16
+ *     vector FMAs (a 4 x 3 block of 8-float vectors fills 12 of AVX2's 16
  *     registers with accumulators).
  *   - NT: neither operand is contiguous along m or n, both along k: the
  *     block is CDM x CDN dot products, each accumulated as a CW-wide vector
  *     along k and summed across at the end.  Per CW values of k: CDM + CDN
  *     vector loads, CDM*CDN vector FMAs.
+ *   - Large products (the host decides, profile parameter CPACK): the
+ *     operand read along the vectors (B, B^T for NT, A for TT) is first
+ *     packed into panels of CNV*CW columns, and for TN A^T into panels of
+ *     CMR rows (cpu_pack_rows, cpu_pack_cols), so that every block reads
+ *     one sequential stream per operand; NT then runs as NN
+ *     (gemm_*_cpu_packed).  Reading B down its columns in place touches a
+ *     new page and, with 4 KiB rows, the same cache sets every k: measured
+ *     2-4x slower from 512^3 on (docs/gemm-notes.md).
  * Parameters (-D, from the profile): CVW the float vector width (double
  * uses CVW/2: the same register width), CMR, CNV, CDM, CDN as above, and
  * CWX x CWY the work-group (work-items along q or n, along p or m).

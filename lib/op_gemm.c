@@ -86,7 +86,12 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     const gpumat__gemm_params *p = &ctx->profile.gemm;
     size_t width = (g->dtype == GPUMAT_F64 ? p->cvw / 2 : p->cvw) * p->cnv;
     double cube = (double)p->cpack * p->cpack * p->cpack;
-    bool packed = (double)g->m * g->n * g->k >= cube;
+    /* Panel copies no larger than the device allows in one buffer (else
+     * the operands are read in place); a bound for every case. */
+    double pack_bytes = (double)((g->m > g->n ? g->m : g->n) + width + p->cmr) * g->k *
+                        gpumat_dtype_size(g->dtype);
+    bool packed = (double)g->m * g->n * g->k >= cube &&
+                  (ctx->max_alloc_bytes == 0 || pack_bytes <= (double)ctx->max_alloc_bytes);
     bool nt = !packed && !g->trans_a && g->trans_b, tt = g->trans_a && g->trans_b;
     size_t rows = nt ? p->cdm : p->cmr, cols = nt ? p->cdn : width;
     size_t P = tt ? g->n : g->m, Q = tt ? g->m : g->n;

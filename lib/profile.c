@@ -46,8 +46,17 @@ static const gpumat__profile profiles[] = {
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
-    /* PoCL and other CPU drivers run a work-group as a loop: small groups
-     * with larger per-item blocks keep the loop body vectorisable. */
+    /* PoCL and other CPU drivers run a work-group as a loop over its
+     * work-items, and their local memory is ordinary memory, so the tiled
+     * kernels' copies and barriers only cost.  cl/gemm_cpu.cl instead
+     * (CVW=8): each work-item keeps a 4 x 3 block of 8-float vectors (4 x
+     * 24 floats, 4 x 12 doubles: 12 of AVX2's 16 registers) of C and reads
+     * A and B from global memory; NT products take 3 x 4 dot products
+     * along k; 4 x 4 work-items a group.  From 224^3 multiply-adds on, the
+     * operand read along the vectors is first packed into panels (TN: A^T
+     * too).  docs/gemm-notes.md, "CPU (PoCL) kernel": 3-10x CLBlast on a
+     * 2-core EPYC, 60-90% of OpenBLAS.  The tiled parameters stay for
+     * CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
              8, 4, 3, 3, 4, 4, 4, 224},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
