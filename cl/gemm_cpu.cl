@@ -107,7 +107,7 @@ VEC cpu_yclamp(__global const REAL *y, const int q, const int nq)
 
 /* C' (P x Q) = X Y + ..., X(p, k) = X[p*XP + k*XK], Y(k, q) = Y[k*YK + q],
  * C'(p, q) = C[p*CP + q*CQ]: one CMR x (CNV*CW) block per work-item.
- * Packed operands (cpu_pack): with PY, Y is the block's own panel, K rows
+ * Packed operands (cpu_pack_rows/_cols): with PY, Y is the block's panel, K rows
  * of CNV*CW values, zero past Q; with PX, X is the block's panel of
  * K x CMR values (XP 1, XK CMR), zero past P. */
 #define CPU_RV_BODY(P, Q, X, XP, XK, Y, YK, CP, CQ, PX, PY)                            \
@@ -171,7 +171,7 @@ CPU_KERNEL gemm_tn_cpu(CPU_ARGS) { CPU_RV_BODY(M, N, A, 1, lda, B, ldb, ldc, 1, 
 /* C^T = B A: p runs over n (B's rows, contiguous along k), q over m. */
 CPU_KERNEL gemm_tt_cpu(CPU_ARGS) { CPU_RV_BODY(N, M, B, ldb, 1, A, lda, 1, ldc, 0, 0) }
 
-/* The same on packed operands (the host packs them first with cpu_pack):
+/* The same on packed operands (packed first by the host, see below):
  * B (NN) or B^T (NT) packed, A as it is; A^T and B packed (TN); A packed
  * as the vectors of C^T = B A (TT).  The lda/ldb of a packed operand are
  * not used. */
