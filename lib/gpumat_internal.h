@@ -95,6 +95,8 @@ typedef struct gpumat__gemm_params {
     unsigned cwx, cwy;       /* work-group: work-items along columns, rows   */
     unsigned cpack;          /* products of >= cpack^3 multiply-adds pack
                               * their operands into panels first          */
+    unsigned ckc;            /* packed products run in passes of ckc values
+                              * of k (0: one pass)                        */
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

@@ -102,19 +102,58 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     if (!packed)
         return launch(ctx, g, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
 
-    /* The packed call: B, B^T (NT) or A (TT) in panels of `width`
-     * columns; for TN also A^T in panels of cmr rows. */
-    gpumat__gemm_call call = *g;
-    gpumat_status status;
-    if (tt)
-        status = cpu_pack(ctx, g->dtype, 0, g->a, g->m, g->k, g->lda, false, width, &call.a);
-    else
-        status = cpu_pack(ctx, g->dtype, 0, g->b, g->n, g->k, g->ldb, g->trans_b, width,
-                          &call.b);
-    if (status == GPUMAT_OK && g->trans_a && !tt)
-        status = cpu_pack(ctx, g->dtype, 1, g->a, g->m, g->k, g->lda, false, p->cmr, &call.a);
-    return status == GPUMAT_OK ? launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local)
-                               : status;
+    /* Deep products run as passes over ckc values of k, each adding to C
+     * (beta 1 after the first): a pass's panels then stay in the cache
+     * (a 4096-deep panel of 24 floats is 384 KiB).  A pass reads its part
+     * of A and B through sub-buffers, whose origins the device may want
+     * aligned. */
+    cl_uint align_bits = 0;
+    size_t size = gpumat_dtype_size(g->dtype);
+    size_t kc = p->ckc && p->ckc < g->k &&
+                        clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN,
+                                        sizeof align_bits, &align_bits, NULL) == CL_SUCCESS &&
+                        align_bits && p->ckc * size * 8 % align_bits == 0
+                    ? p->ckc
+                    : g->k;
+    gpumat_status status = GPUMAT_OK;
+    for (size_t k0 = 0; k0 < g->k && status == GPUMAT_OK; k0 += kc) {
+        gpumat__gemm_call call = *g;
+        call.k = kc < g->k - k0 ? kc : g->k - k0;
+        call.beta = k0 ? 1.0 : g->beta;
+        cl_mem sub[2] = {NULL, NULL};
+        size_t offset[2] = {g->trans_a ? k0 * g->lda : k0, g->trans_b ? k0 : k0 * g->ldb};
+        for (int i = 0; i < 2 && k0 && status == GPUMAT_OK; ++i) {
+            cl_mem whole = i ? g->b : g->a;
+            size_t bytes = 0;
+            cl_int err = clGetMemObjectInfo(whole, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
+            cl_buffer_region region = {offset[i] * size, bytes - offset[i] * size};
+            if (err == CL_SUCCESS)
+                sub[i] = clCreateSubBuffer(whole, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
+            if (err != CL_SUCCESS)
+                status = gpumat__fail_cl(ctx, err, "gemm: clCreateSubBuffer(%zu bytes on)",
+                                         offset[i] * size);
+        }
+        if (k0) {
+            call.a = sub[0];
+            call.b = sub[1];
+        }
+        /* B, B^T (NT) or A (TT) in panels of `width` columns; for TN also
+         * A^T in panels of cmr rows. */
+        cl_mem a = call.a, b = call.b;
+        if (status == GPUMAT_OK && tt)
+            status = cpu_pack(ctx, g->dtype, 0, a, g->m, call.k, g->lda, false, width, &call.a);
+        else if (status == GPUMAT_OK)
+            status = cpu_pack(ctx, g->dtype, 0, b, g->n, call.k, g->ldb, g->trans_b, width,
+                              &call.b);
+        if (status == GPUMAT_OK && g->trans_a && !tt)
+            status = cpu_pack(ctx, g->dtype, 1, a, g->m, call.k, g->lda, false, p->cmr, &call.a);
+        if (status == GPUMAT_OK)
+            status = launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
+        for (int i = 0; i < 2; ++i)
+            if (sub[i])
+                clReleaseMemObject(sub[i]);
+    }
+    return status;
 }
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)

@@ -33,18 +33,18 @@ static const gpumat__profile profiles[] = {
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
      * pipeline loses 2-8% for float, which stays register-staged). */
     {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -54,11 +54,11 @@ static const gpumat__profile profiles[] = {
      * A and B from global memory; NT products take 3 x 4 dot products
      * along k; 4 x 4 work-items a group.  From 224^3 multiply-adds on, the
      * operand read along the vectors is first packed into panels (TN: A^T
-     * too).  docs/gemm-notes.md, "CPU (PoCL) kernel": 3-10x CLBlast on a
-     * 2-core EPYC, 60-90% of OpenBLAS.  The tiled parameters stay for
-     * CVW=0. */
+     * too), in passes of 256 values of k.  docs/gemm-notes.md, "CPU (PoCL)
+     * kernel": 5-15x CLBlast on a 2-core EPYC, about OpenBLAS's speed
+     * from 512^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             8, 4, 3, 3, 4, 4, 4, 224},
+             8, 4, 3, 3, 4, 4, 4, 224, 256},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -232,6 +232,7 @@ static const struct {
     {"CWX", offsetof(gpumat__profile, gemm.cwx)},
     {"CWY", offsetof(gpumat__profile, gemm.cwy)},
     {"CPACK", offsetof(gpumat__profile, gemm.cpack)},
+    {"CKC", offsetof(gpumat__profile, gemm.ckc)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -248,7 +249,8 @@ static bool zero_means_off(size_t offset)
 {
     return offset == offsetof(gpumat__profile, gemm.async) ||
            offset == offsetof(gpumat__profile, gemm.async64) ||
-           offset == offsetof(gpumat__profile, gemm.cvw);
+           offset == offsetof(gpumat__profile, gemm.cvw) ||
+           offset == offsetof(gpumat__profile, gemm.ckc);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

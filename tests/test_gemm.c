@@ -7,8 +7,8 @@
  * (forced with GPUMAT_PROFILE), plus both tile shapes of the native kernel
  * (forced with GPUMAT_KERNEL_PARAMS=SMALLPCT=...), both ways of staging
  * the big tiles (ASYNC / ASYNC64 on and off), and the cpu profile's
- * cl/gemm_cpu.cl kernels with and without packed operands (CPACK) and its
- * tiled kernels instead (CVW=0).  Also: shape, op,
+ * cl/gemm_cpu.cl kernels with and without packed operands (CPACK, in passes
+ * over k: CKC) and its tiled kernels instead (CVW=0).  Also: shape, op,
  * aliasing and operand errors, gpumat_multiply == gemm(N, N, 1, a, b, 0, c),
  * and invalid GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS values.
  *
@@ -62,11 +62,12 @@ static gemm_group g_groups[] = {
     {"native/nvidia-gpu small tiles (SMALLPCT=4096)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
      "SMALLPCT=4096", 0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
-     * kernels forced on every shape, and cl/gemm.cl's tiles (CVW=0, big
-     * and, on the shapes that give 2 compute units too few big tiles,
-     * small). */
-    {"native/cpu packed operands (CPACK=1)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=1", 0, NULL,
-     GPUMAT_OK, ""},
+     * kernels forced on every shape (packed in passes of 64 values of k,
+     * so that K up to 257 takes up to 5 passes, the last partial), and
+     * cl/gemm.cl's tiles (CVW=0, big and, on the shapes that give 2
+     * compute units too few big tiles, small). */
+    {"native/cpu packed operands (CPACK=1,CKC=64)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=1,CKC=64",
+     0, NULL, GPUMAT_OK, ""},
     {"native/cpu direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=4096", 0,
      NULL, GPUMAT_OK, ""},
     {"native/cpu tiled kernels (CVW=0)", GPUMAT_GEMM_NATIVE, "cpu", "CVW=0", 0, NULL,
