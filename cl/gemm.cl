@@ -13,8 +13,11 @@
  *   SMWG, SNWG, SMDIMC, SNDIMC, SKWG  the same for the "_small" kernels,
  *              which the host picks when the big tiles would leave compute
  *              units idle.
+ *   TMWG, TNWG, TMDIMC, TNDIMC  0, or a third, smaller tile ("_tiny"
+ *              kernels, depth SKWG for float and KWG64 for double) for
+ *              products too small to give every compute unit a small tile.
  *   MWG64, NWG64, MDIMC64, NDIMC64, KWG64  the big tile and depth for
- *              double (the small double tile uses KWG64 too).
+ *              double (the small and tiny double tiles use KWG64 too).
  *   LBUF, LBUF64  local buffers per tile (1 or 2): 2 fills one while the
  *              other is read, with one barrier per K step instead of two.
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
@@ -623,3 +626,11 @@ GEMM_KERNEL(gemm_nn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG)
 GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG)
 GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG)
 GEMM_KERNEL(gemm_tt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, SGKWG)
+
+#if TMWG > 0
+GEMM_DEFINE(tiny, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG)
+GEMM_KERNEL(gemm_nn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 0, SGKWG)
+GEMM_KERNEL(gemm_nt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 1, SGKWG)
+GEMM_KERNEL(gemm_tn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 0, SGKWG)
+GEMM_KERNEL(gemm_tt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG)
+#endif

@@ -87,6 +87,12 @@ typedef struct gpumat__gemm_params {
                               * global tiles copied straight into local
                               * memory async-1 steps ahead; cp.async on
                               * NVIDIA (see gpumat__profile_vendor_options) */
+    /* 0, or the "_tiny" kernels' tile and shape (depth skwg, or kwg64 for
+     * double), used when the small tiles would give fewer than
+     * tiny_pct/100 work-groups per compute unit (host side only, like
+     * small_pct: it changes no build). */
+    unsigned tmwg, tnwg, tmdimc, tndimc;
+    unsigned tiny_pct;
     /* cl/gemm_cpu.cl, the kernels for CPU drivers (no local memory, no
      * barriers), instead of cl/gemm.cl's tiles when cvw > 0: */
     unsigned cvw;            /* float vector width (double: cvw/2), or 0     */

@@ -28,23 +28,25 @@ static const gpumat__profile profiles[] = {
      * warps over 4x8 patches (docs/gemm-notes.md round 2: 47.5-48 TFLOP/s;
      * NVIDIA's compiler gives ~230 registers, two groups per SM).  Small
      * 64x64 tiles of 8x16 work-items at depth 16 when 128x128 would not give
-     * every SM a group.  Double: 128x128 of 16x16 work-items, depth 8, through
+     * every SM a group, and 32x32 tiles of 8x8 when even those would not
+     * (round 4: sgemm 256^3 2.4 -> 3.7 TFLOP/s, 512^3 10.4 -> 15.6, dgemm
+     * 256^3 1.3 -> 2.0).  Double: 128x128 of 16x16 work-items, depth 8, through
      * the two-buffer direct-copy pipeline (cp.async here; round 3: 20.1-20.2
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
      * pipeline loses 2-8% for float, which stays register-staged). */
     {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 2, 32, 32, 8, 8, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -58,7 +60,7 @@ static const gpumat__profile profiles[] = {
      * kernel": 5-15x CLBlast on a 2-core EPYC, about OpenBLAS's speed
      * from 512^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             8, 4, 3, 3, 4, 4, 4, 224, 256},
+             0, 0, 0, 0, 0, 8, 4, 3, 3, 4, 4, 4, 224, 256},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -114,6 +116,7 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     size_t gemm_items = (size_t)g->mdimc * g->ndimc;
     size_t gemm64_items = (size_t)g->mdimc64 * g->ndimc64;
     size_t small_items = (size_t)g->smdimc * g->sndimc;
+    size_t tiny_items = (size_t)g->tmdimc * g->tndimc;
     size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
     /* LBUF copies of the KWG x (MWG+4) and KWG x (NWG+4) local tiles
      * (cl/gemm.cl pads each row by 4), for floats and for doubles; the
@@ -121,10 +124,16 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg)
                               : (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
     uint64_t small32 = (uint64_t)g->lbuf * g->skwg * (g->smwg + g->snwg + 8);
+    uint64_t tiny32 = (uint64_t)g->lbuf * g->skwg * (g->tmwg + g->tnwg + 8);
+    if (small32 < tiny32)
+        small32 = tiny32;
     uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
     uint64_t big64 = g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64)
                                 : (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
     uint64_t small64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->smwg + g->snwg + 8);
+    uint64_t tiny64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->tmwg + g->tnwg + 8);
+    if (small64 < tiny64)
+        small64 = tiny64;
     uint64_t local64 = (big64 > small64 ? big64 : small64) * 8;
     uint64_t local = local32 > local64 ? local32 : local64;
     size_t cpu_items = g->cvw ? (size_t)g->cwx * g->cwy : 0;
@@ -132,6 +141,7 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
            (gemm_items <= info->max_work_group_size && cpu_items <= info->max_work_group_size &&
             gemm64_items <= info->max_work_group_size &&
             small_items <= info->max_work_group_size &&
+            tiny_items <= info->max_work_group_size &&
             transpose_items <= info->max_work_group_size && transpose_fits(p, info) &&
             p->elementwise_wg <= info->max_work_group_size &&
             (info->local_memory_bytes == 0 || local <= info->local_memory_bytes));
@@ -159,12 +169,14 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
              "-cl-std=CL1.2 -DMWG=%u -DNWG=%u -DKWG=%u -DMDIMC=%u -DNDIMC=%u "
              "-DSMWG=%u -DSNWG=%u -DSMDIMC=%u -DSNDIMC=%u -DKWG64=%u -DLBUF=%u -DLBUF64=%u "
              "-DMSUB=%u -DNSUB=%u -DMWG64=%u -DNWG64=%u -DMDIMC64=%u -DNDIMC64=%u -DSKWG=%u "
-             "-DASYNC=%u -DASYNC64=%u -DTS=%u -DTR=%u",
+             "-DASYNC=%u -DASYNC64=%u -DTMWG=%u -DTNWG=%u -DTMDIMC=%u -DTNDIMC=%u "
+             "-DTS=%u -DTR=%u",
              p->gemm.mwg, p->gemm.nwg, p->gemm.kwg, p->gemm.mdimc, p->gemm.ndimc,
              p->gemm.smwg, p->gemm.snwg, p->gemm.smdimc, p->gemm.sndimc, p->gemm.kwg64,
              p->gemm.lbuf, p->gemm.lbuf64, p->gemm.msub, p->gemm.nsub, p->gemm.mwg64,
              p->gemm.nwg64, p->gemm.mdimc64, p->gemm.ndimc64, p->gemm.skwg,
-             p->gemm.async, p->gemm.async64, p->transpose_tile, gpumat__transpose_rows(p));
+             p->gemm.async, p->gemm.async64, p->gemm.tmwg, p->gemm.tnwg, p->gemm.tmdimc,
+             p->gemm.tndimc, p->transpose_tile, gpumat__transpose_rows(p));
     size_t used = strlen(buf);
     if (used < size)
         snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
@@ -224,6 +236,11 @@ static const struct {
     {"SKWG", offsetof(gpumat__profile, gemm.skwg)},
     {"ASYNC", offsetof(gpumat__profile, gemm.async)},
     {"ASYNC64", offsetof(gpumat__profile, gemm.async64)},
+    {"TMWG", offsetof(gpumat__profile, gemm.tmwg)},
+    {"TNWG", offsetof(gpumat__profile, gemm.tnwg)},
+    {"TMDIMC", offsetof(gpumat__profile, gemm.tmdimc)},
+    {"TNDIMC", offsetof(gpumat__profile, gemm.tndimc)},
+    {"TINYPCT", offsetof(gpumat__profile, gemm.tiny_pct)},
     {"CVW", offsetof(gpumat__profile, gemm.cvw)},
     {"CMR", offsetof(gpumat__profile, gemm.cmr)},
     {"CNV", offsetof(gpumat__profile, gemm.cnv)},
@@ -249,6 +266,11 @@ static bool zero_means_off(size_t offset)
 {
     return offset == offsetof(gpumat__profile, gemm.async) ||
            offset == offsetof(gpumat__profile, gemm.async64) ||
+           offset == offsetof(gpumat__profile, gemm.tmwg) ||
+           offset == offsetof(gpumat__profile, gemm.tnwg) ||
+           offset == offsetof(gpumat__profile, gemm.tmdimc) ||
+           offset == offsetof(gpumat__profile, gemm.tndimc) ||
+           offset == offsetof(gpumat__profile, gemm.tiny_pct) ||
            offset == offsetof(gpumat__profile, gemm.cvw) ||
            offset == offsetof(gpumat__profile, gemm.ckc);
 }
@@ -267,6 +289,16 @@ static bool tile_ok(unsigned mwg, unsigned nwg, unsigned kwg, unsigned mdimc, un
 static bool async_ok(unsigned stages, unsigned kwg, unsigned mdimc, unsigned ndimc)
 {
     return stages == 0 || (stages >= 2 && stages <= 4 && (mdimc * ndimc) % kwg == 0);
+}
+
+/* The tiny tile: off (all four 0), or whole pieces at both depths. */
+static bool tiny_ok(const gpumat__gemm_params *g)
+{
+    if (!g->tmwg && !g->tnwg && !g->tmdimc && !g->tndimc)
+        return true;
+    return g->tmwg && g->tnwg && g->tmdimc && g->tndimc &&
+           tile_ok(g->tmwg, g->tnwg, g->skwg, g->tmdimc, g->tndimc) &&
+           tile_ok(g->tmwg, g->tnwg, g->kwg64, g->tmdimc, g->tndimc);
 }
 
 static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
@@ -298,7 +330,7 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) ||
         !tile_ok(g->smwg, g->snwg, g->kwg64, g->smdimc, g->sndimc) || g->lbuf > 2 ||
         g->lbuf64 > 2 || !async_ok(g->async, g->kwg, g->mdimc, g->ndimc) ||
-        !async_ok(g->async64, g->kwg64, g->mdimc64, g->ndimc64) ||
+        !async_ok(g->async64, g->kwg64, g->mdimc64, g->ndimc64) || !tiny_ok(g) ||
         p->transpose_tile % 4)
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of 4*MDIMC, NWG "
@@ -306,8 +338,9 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                             "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG, and with KWG64 "
                             "for MWG64, NWG64, MDIMC64, NDIMC64 and the small tile), LBUF and "
                             "LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
-                            "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), and TS a "
-                            "multiple of 4", spec);
+                            "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), TMWG, "
+                            "TNWG, TMDIMC, TNDIMC all 0 or a tile as above with SKWG and with "
+                            "KWG64, and TS a multiple of 4", spec);
     if (g->cvw && !((g->cvw == 4 || g->cvw == 8 || g->cvw == 16) && g->cmr && g->cmr <= 16 &&
                     g->cnv && g->cnv <= 16 && g->cdm && g->cdm <= 16 && g->cdn &&
                     g->cdn <= 16 && g->cwx && g->cwy))

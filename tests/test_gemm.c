@@ -56,11 +56,15 @@ static gemm_group g_groups[] = {
     {"native/generic-gpu", GPUMAT_GEMM_NATIVE, "generic-gpu", NULL, 0, NULL, GPUMAT_OK, ""},
     {"native/cpu", GPUMAT_GEMM_NATIVE, "cpu", NULL, 0, NULL, GPUMAT_OK, ""},
     /* The host picks the small-tile kernels when big tiles would leave
-     * compute units idle (SMALLPCT); force each kind on every shape. */
+     * compute units idle (SMALLPCT), and the tiny ones when even small
+     * tiles would (TINYPCT); force each kind on every shape.  Both are
+     * host-side only: these groups reuse the nvidia-gpu build. */
     {"native/nvidia-gpu big tiles only (SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
      "SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu small tiles (SMALLPCT=4096)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
-     "SMALLPCT=4096", 0, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096", 0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
      * kernels forced on every shape (packed in passes of 64 values of k,
      * so that K up to 257 takes up to 5 passes, the last partial), and
@@ -693,6 +697,11 @@ static void test_bad_kernel_params(void **state)
     expect_create_fails(NULL, "ASYNC=1", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails(NULL, "ASYNC64=5", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("nvidia-gpu", "ASYNC=2,KWG=24", "GPUMAT_KERNEL_PARAMS");
+    /* The tiny tile: all four 0 (off), or a tile that works at both
+     * depths (TMWG=36 is not a multiple of 4*TMDIMC). */
+    expect_create_fails("nvidia-gpu", "TNWG=0", "GPUMAT_KERNEL_PARAMS");
+    expect_create_fails("nvidia-gpu", "TMWG=36", "GPUMAT_KERNEL_PARAMS");
+    expect_create_fails("cpu", "TMWG=32", "GPUMAT_KERNEL_PARAMS");
     /* cl/gemm_cpu.cl: vectors of 4, 8 or 16 floats, blocks of 1-16. */
     expect_create_fails("cpu", "CVW=6", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("cpu", "CMR=17", "GPUMAT_KERNEL_PARAMS");
