@@ -21,12 +21,11 @@
  *     block is CDM x CDN dot products, each accumulated as a CW-wide vector
  *     along k and summed across at the end.  Per CW values of k: CDM + CDN
  *     vector loads, CDM*CDN vector FMAs.
- *   - Large products (the host decides, profile parameter CPACK): the
- *     operand read along the vectors (B, B^T for NT, A for TT) is first
- *     packed into panels of CNV*CW columns, and for TN A^T into panels of
- *     CMR rows (cpu_pack_rows, cpu_pack_cols), so that every block reads
- *     one sequential stream per operand; NT then runs as NN
- *     (gemm_*_cpu_packed).  Reading B down its columns in place touches a
+ *   - Large products (the host decides, profile parameters CPACK, CKC):
+ *     B or B^T is first packed into panels of CNV*CW columns, and for TN
+ *     and TT A^T into panels of CMR rows (cpu_pack_rows, cpu_pack_cols),
+ *     so that every block reads one sequential stream per operand; NT
+ *     then runs as NN and TT as TN (gemm_*_cpu_packed).  Reading B down its columns in place touches a
  *     new page and, with 4 KiB rows, the same cache sets every k: measured
  *     2-4x slower from 512^3 on (docs/gemm-notes.md).
  * Parameters (-D, from the profile): CVW the float vector width (double
@@ -172,9 +171,8 @@ CPU_KERNEL gemm_tn_cpu(CPU_ARGS) { CPU_RV_BODY(M, N, A, 1, lda, B, ldb, ldc, 1, 
 CPU_KERNEL gemm_tt_cpu(CPU_ARGS) { CPU_RV_BODY(N, M, B, ldb, 1, A, lda, 1, ldc, 0, 0) }
 
 /* The same on packed operands (packed first by the host, see below):
- * B (NN) or B^T (NT) packed, A as it is; A^T and B packed (TN); A packed
- * as the vectors of C^T = B A (TT).  The lda/ldb of a packed operand are
- * not used. */
+ * B (NN) or B^T (NT) packed, A as it is; A^T and B (TN) or B^T (TT)
+ * packed.  The lda/ldb of a packed operand are not used. */
 CPU_KERNEL gemm_nn_cpu_packed(CPU_ARGS)
 {
     CPU_RV_BODY(M, N, A, lda, 1, B, CNV * CW, ldc, 1, 0, 1)
@@ -183,11 +181,6 @@ CPU_KERNEL gemm_nn_cpu_packed(CPU_ARGS)
 CPU_KERNEL gemm_tn_cpu_packed(CPU_ARGS)
 {
     CPU_RV_BODY(M, N, A, 1, CMR, B, CNV * CW, ldc, 1, 1, 1)
-}
-
-CPU_KERNEL gemm_tt_cpu_packed(CPU_ARGS)
-{
-    CPU_RV_BODY(N, M, B, ldb, 1, A, CNV * CW, 1, ldc, 0, 1)
 }
 
 /* The packing kernels: the K x Q operand Y(k, q) into panels of W

@@ -82,7 +82,7 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     static const char *const names[2][2][2] = {
         {{"gemm_nn_cpu", "gemm_nt_cpu"}, {"gemm_tn_cpu", "gemm_tt_cpu"}},
         {{"gemm_nn_cpu_packed", "gemm_nn_cpu_packed"},
-         {"gemm_tn_cpu_packed", "gemm_tt_cpu_packed"}}};
+         {"gemm_tn_cpu_packed", "gemm_tn_cpu_packed"}}};
     const gpumat__gemm_params *p = &ctx->profile.gemm;
     size_t width = (g->dtype == GPUMAT_F64 ? p->cvw / 2 : p->cvw) * p->cnv;
     double cube = (double)p->cpack * p->cpack * p->cpack;
@@ -92,7 +92,7 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
                         gpumat_dtype_size(g->dtype);
     bool packed = (double)g->m * g->n * g->k >= cube &&
                   (ctx->max_alloc_bytes == 0 || pack_bytes <= (double)ctx->max_alloc_bytes);
-    bool nt = !packed && !g->trans_a && g->trans_b, tt = g->trans_a && g->trans_b;
+    bool nt = !packed && !g->trans_a && g->trans_b, tt = !packed && g->trans_a && g->trans_b;
     size_t rows = nt ? p->cdm : p->cmr, cols = nt ? p->cdn : width;
     size_t P = tt ? g->n : g->m, Q = tt ? g->m : g->n;
     size_t local[2] = {p->cwx, p->cwy};
@@ -137,15 +137,15 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
             call.a = sub[0];
             call.b = sub[1];
         }
-        /* B, B^T (NT) or A (TT) in panels of `width` columns; for TN also
-         * A^T in panels of cmr rows. */
+        /* B or B^T in panels of `width` columns; A^T (TN, TT) in panels of
+         * cmr rows.  (TT packed this way stores C in rows: in passes over
+         * k, the C^T form's scattered stores, read back every pass, cost
+         * half its speed at 4096^3.) */
         cl_mem a = call.a, b = call.b;
-        if (status == GPUMAT_OK && tt)
-            status = cpu_pack(ctx, g->dtype, 0, a, g->m, call.k, g->lda, false, width, &call.a);
-        else if (status == GPUMAT_OK)
+        if (status == GPUMAT_OK)
             status = cpu_pack(ctx, g->dtype, 0, b, g->n, call.k, g->ldb, g->trans_b, width,
                               &call.b);
-        if (status == GPUMAT_OK && g->trans_a && !tt)
+        if (status == GPUMAT_OK && g->trans_a)
             status = cpu_pack(ctx, g->dtype, 1, a, g->m, call.k, g->lda, false, p->cmr, &call.a);
         if (status == GPUMAT_OK)
             status = launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
