@@ -93,6 +93,9 @@ typedef struct gpumat__gemm_params {
      * small_pct: it changes no build). */
     unsigned tmwg, tnwg, tmdimc, tndimc;
     unsigned tiny_pct;
+    unsigned slbuf;          /* local buffers of the small float tile (lbuf
+                              * serves the big and tiny ones, lbuf64 every
+                              * double tile) */
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
