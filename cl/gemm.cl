@@ -20,6 +20,8 @@
  *              double (the small and tiny double tiles use KWG64 too).
  *   LBUF, LBUF64  local buffers per tile (1 or 2): 2 fills one while the
  *              other is read, with one barrier per K step instead of two.
+ *   SLBUF      the same for the small float tile (LBUF serves the big and
+ *              tiny ones; the small double tile uses LBUF64).
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
  *              width) cover an MSUB x NSUB patch of the work-item grid.
  *   ASYNC, ASYNC64  0, or the number of local buffers (2-4) of the big
@@ -47,6 +49,7 @@
 #define GKWG KWG64
 #define SGKWG KWG64
 #define GLBUF LBUF64
+#define SGLBUF LBUF64
 #define GASYNC ASYNC64
 #define BMWG MWG64
 #define BNWG NWG64
@@ -57,6 +60,7 @@
 #define GKWG KWG
 #define SGKWG SKWG
 #define GLBUF LBUF
+#define SGLBUF SLBUF
 #define GASYNC ASYNC
 #define BMWG MWG
 #define BNWG NWG
@@ -164,8 +168,12 @@
         }                                                                               \
     }
 
-/* Multiplies the local tiles at Al/Bl into acc. */
-#define GEMM_COMPUTE(MW, NW, MD, ND, Al, Bl, KW)                                        \
+/* Multiplies the local tiles at Al/Bl into acc.  With REV 1 (the NN and TT
+ * kernels) odd rows of the products run backwards: a row change then keeps
+ * the last b, and NVIDIA's compiler schedules the products better (H100,
+ * gemm-notes round 4: NN/TT +1.5-2.5%; TN and NT lose with it).  Each
+ * acc[i][j] sees the same products in the same order either way. */
+#define GEMM_COMPUTE(MW, NW, MD, ND, Al, Bl, KW, REV)                                   \
     GEMM_UNROLL                                                                         \
     for (int kk = 0; kk < KW; ++kk) {                                                   \
         REAL a[MW / MD], b[NW / ND];                                                    \
@@ -186,8 +194,10 @@
         GEMM_UNROLL                                                                     \
         for (int i = 0; i < MW / MD; ++i)                                               \
             GEMM_UNROLL                                                                 \
-            for (int j = 0; j < NW / ND; ++j)                                           \
+            for (int jj = 0; jj < NW / ND; ++jj) {                                      \
+                const int j = (REV) && (i & 1) ? NW / ND - 1 - jj : jj;                 \
                 acc[i][j] = mad(a[i], b[j], acc[i][j]);                                 \
+            }                                                                           \
     }
 
 /* Work-item (tx, ty) of the MD x ND grid: sub-blocks of MSUB x NSUB
@@ -221,7 +231,7 @@
         }                                                                               \
     }
 
-#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW)                                            \
+#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW, REV, LB)                                   \
 void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
                      const REAL beta, __global const REAL *A, const int lda,            \
                      __global const REAL *B, const int ldb, __global REAL *C,           \
@@ -247,7 +257,7 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
     GEMM_FETCH(MW, NW, MD, ND, 0, KW)                                                   \
     GEMM_STORE(MW, NW, MD, ND, As, Bs, KW)                                              \
     barrier(CLK_LOCAL_MEM_FENCE);                                                       \
-    /* GLBUF == 2: the next step's tiles go to the other buffer while this              \
+    /* LB == 2: the next step's tiles go to the other buffer while this                 \
      * one is read, one barrier per step; 1: one buffer, two barriers. */               \
     int cur = 0;                                                                        \
     for (int k0 = 0; k0 < K; k0 += KW) {                                                \
@@ -257,8 +267,8 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
         }                                                                               \
         __local const REAL *Ac = As + cur * (KW * (MW + LPAD));                         \
         __local const REAL *Bc = Bs + cur * (KW * (NW + LPAD));                         \
-        GEMM_COMPUTE(MW, NW, MD, ND, Ac, Bc, KW)                                        \
-        if (GLBUF == 2) {                                                               \
+        GEMM_COMPUTE(MW, NW, MD, ND, Ac, Bc, KW, REV)                                   \
+        if ((LB) == 2) {                                                                \
             cur ^= 1;                                                                   \
         } else {                                                                        \
             barrier(CLK_LOCAL_MEM_FENCE);                                               \
@@ -281,14 +291,14 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
 
 /* One entry point per transpose case, so each compiles to a specialised
  * body with its own load order. */
-#define GEMM_KERNEL(name, SUF, MW, NW, MD, ND, ta, tb, KW)                              \
+#define GEMM_KERNEL(name, SUF, MW, NW, MD, ND, ta, tb, KW, LB)                          \
     __kernel __attribute__((reqd_work_group_size(ND, MD, 1)))                           \
     void name(const int M, const int N, const int K, const REAL alpha,                  \
               const REAL beta, __global const REAL *A, const int lda,                   \
               __global const REAL *B, const int ldb, __global REAL *C, const int ldc)   \
     {                                                                                   \
-        __local REAL4 As[GLBUF * KW * (MW + LPAD) / 4];                                 \
-        __local REAL4 Bs[GLBUF * KW * (NW + LPAD) / 4];                                 \
+        __local REAL4 As[(LB) * KW * (MW + LPAD) / 4];                                  \
+        __local REAL4 Bs[(LB) * KW * (NW + LPAD) / 4];                                  \
         gemm_tile_##SUF(M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ta, tb,           \
                         (__local REAL *)As, (__local REAL *)Bs);                        \
     }
@@ -609,28 +619,31 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
     }
 
 #if GASYNC >= 2
-#define GEMM_KERNEL_BIG(name, ta, tb)                                                   \
+#define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
     GEMM_KERNEL_ASYNC(name, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GASYNC)
 #else
-GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG)
-#define GEMM_KERNEL_BIG(name, ta, tb)                                                   \
-    GEMM_KERNEL(name, big, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG)
+GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 0, GLBUF)
+GEMM_DEFINE(big_alike, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
+#define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
+    GEMM_KERNEL(name, SUF, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GLBUF)
 #endif
-GEMM_DEFINE(small, SMWG, SNWG, SMDIMC, SNDIMC, SGKWG)
+GEMM_DEFINE(small, SMWG, SNWG, SMDIMC, SNDIMC, SGKWG, 0, SGLBUF)
+GEMM_DEFINE(small_alike, SMWG, SNWG, SMDIMC, SNDIMC, SGKWG, 1, SGLBUF)
 
-GEMM_KERNEL_BIG(gemm_nn, 0, 0)
-GEMM_KERNEL_BIG(gemm_nt, 0, 1)
-GEMM_KERNEL_BIG(gemm_tn, 1, 0)
-GEMM_KERNEL_BIG(gemm_tt, 1, 1)
-GEMM_KERNEL(gemm_nn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG)
-GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG)
-GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG)
-GEMM_KERNEL(gemm_tt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, SGKWG)
+GEMM_KERNEL_BIG(gemm_nn, 0, 0, big_alike)
+GEMM_KERNEL_BIG(gemm_nt, 0, 1, big)
+GEMM_KERNEL_BIG(gemm_tn, 1, 0, big)
+GEMM_KERNEL_BIG(gemm_tt, 1, 1, big_alike)
+GEMM_KERNEL(gemm_nn_small, small_alike, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG, SGLBUF)
+GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG, SGLBUF)
+GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG, SGLBUF)
+GEMM_KERNEL(gemm_tt_small, small_alike, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, SGKWG, SGLBUF)
 
 #if TMWG > 0
-GEMM_DEFINE(tiny, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG)
-GEMM_KERNEL(gemm_nn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 0, SGKWG)
-GEMM_KERNEL(gemm_nt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 1, SGKWG)
-GEMM_KERNEL(gemm_tn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 0, SGKWG)
-GEMM_KERNEL(gemm_tt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG)
+GEMM_DEFINE(tiny, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG, 0, GLBUF)
+GEMM_DEFINE(tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG, 1, GLBUF)
+GEMM_KERNEL(gemm_nn_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 0, 0, SGKWG, GLBUF)
+GEMM_KERNEL(gemm_nt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 1, SGKWG, GLBUF)
+GEMM_KERNEL(gemm_tn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 0, SGKWG, GLBUF)
+GEMM_KERNEL(gemm_tt_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG, GLBUF)
 #endif

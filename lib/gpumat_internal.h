@@ -93,6 +93,9 @@ typedef struct gpumat__gemm_params {
      * small_pct: it changes no build). */
     unsigned tmwg, tnwg, tmdimc, tndimc;
     unsigned tiny_pct;
+    unsigned slbuf;          /* local buffers of the small float tile (lbuf
+                              * serves the big and tiny ones, lbuf64 every
+                              * double tile) */
     /* cl/gemm_cpu.cl, the kernels for CPU drivers (no local memory, no
      * barriers), instead of cl/gemm.cl's tiles when cvw > 0: */
     unsigned cvw;            /* float vector width (double: cvw/2), or 0     */

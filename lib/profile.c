@@ -24,29 +24,31 @@
  * sized to their work-group limits; CPUs gain nothing from the skew. */
 static const gpumat__profile profiles[] = {
     /* 132 SMs with 64K registers each.  Float: 128x128 tiles of 128
-     * work-items (8x16 grid, 16x8 outputs each), depth 8, one local buffer,
-     * warps over 4x8 patches (docs/gemm-notes.md round 2: 47.5-48 TFLOP/s;
-     * NVIDIA's compiler gives ~230 registers, two groups per SM).  Small
+     * work-items (8x16 grid, 16x8 outputs each), one local buffer, warps
+     * over 4x8 patches (docs/gemm-notes.md round 2; NVIDIA's compiler gives
+     * ~230 registers, two groups per SM), depth 16 since the NN/TT product
+     * order of round 4 (49.3 TFLOP/s at 8192, depth 8: 48.3-48.8).  Small
      * 64x64 tiles of 8x16 work-items at depth 16 when 128x128 would not give
-     * every SM a group, and 32x32 tiles of 8x8 when even those would not
+     * every SM a group (two local buffers there: round 4, NT 1024 26.4 ->
+     * 31.7, NN 1000 28.3 -> 29.6), and 32x32 tiles of 8x8 when even those would not
      * (round 4: sgemm 256^3 2.4 -> 3.7 TFLOP/s, 512^3 10.4 -> 15.6, dgemm
      * 256^3 1.3 -> 2.0).  Double: 128x128 of 16x16 work-items, depth 8, through
      * the two-buffer direct-copy pipeline (cp.async here; round 3: 20.1-20.2
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
      * pipeline loses 2-8% for float, which stays register-staged). */
-    {"nvidia-gpu", {128, 128, 8, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -60,7 +62,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 8, 4, 3, 3, 4, 4, 4, 224, 256},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -123,7 +125,7 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
      * direct-copy pipeline's ASYNC copies of its own layouts instead. */
     uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg)
                               : (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
-    uint64_t small32 = (uint64_t)g->lbuf * g->skwg * (g->smwg + g->snwg + 8);
+    uint64_t small32 = (uint64_t)g->slbuf * g->skwg * (g->smwg + g->snwg + 8);
     uint64_t tiny32 = (uint64_t)g->lbuf * g->skwg * (g->tmwg + g->tnwg + 8);
     if (small32 < tiny32)
         small32 = tiny32;
@@ -170,13 +172,13 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
              "-DSMWG=%u -DSNWG=%u -DSMDIMC=%u -DSNDIMC=%u -DKWG64=%u -DLBUF=%u -DLBUF64=%u "
              "-DMSUB=%u -DNSUB=%u -DMWG64=%u -DNWG64=%u -DMDIMC64=%u -DNDIMC64=%u -DSKWG=%u "
              "-DASYNC=%u -DASYNC64=%u -DTMWG=%u -DTNWG=%u -DTMDIMC=%u -DTNDIMC=%u "
-             "-DTS=%u -DTR=%u",
+             "-DSLBUF=%u -DTS=%u -DTR=%u",
              p->gemm.mwg, p->gemm.nwg, p->gemm.kwg, p->gemm.mdimc, p->gemm.ndimc,
              p->gemm.smwg, p->gemm.snwg, p->gemm.smdimc, p->gemm.sndimc, p->gemm.kwg64,
              p->gemm.lbuf, p->gemm.lbuf64, p->gemm.msub, p->gemm.nsub, p->gemm.mwg64,
              p->gemm.nwg64, p->gemm.mdimc64, p->gemm.ndimc64, p->gemm.skwg,
              p->gemm.async, p->gemm.async64, p->gemm.tmwg, p->gemm.tnwg, p->gemm.tmdimc,
-             p->gemm.tndimc, p->transpose_tile, gpumat__transpose_rows(p));
+             p->gemm.tndimc, p->gemm.slbuf, p->transpose_tile, gpumat__transpose_rows(p));
     size_t used = strlen(buf);
     if (used < size)
         snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
@@ -241,6 +243,7 @@ static const struct {
     {"TMDIMC", offsetof(gpumat__profile, gemm.tmdimc)},
     {"TNDIMC", offsetof(gpumat__profile, gemm.tndimc)},
     {"TINYPCT", offsetof(gpumat__profile, gemm.tiny_pct)},
+    {"SLBUF", offsetof(gpumat__profile, gemm.slbuf)},
     {"CVW", offsetof(gpumat__profile, gemm.cvw)},
     {"CMR", offsetof(gpumat__profile, gemm.cmr)},
     {"CNV", offsetof(gpumat__profile, gemm.cnv)},
@@ -327,7 +330,7 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
     const gpumat__gemm_params *g = &p->gemm;
     if (!tile_ok(g->mwg, g->nwg, g->kwg, g->mdimc, g->ndimc) ||
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
-        !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) ||
+        !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) || g->slbuf > 2 ||
         !tile_ok(g->smwg, g->snwg, g->kwg64, g->smdimc, g->sndimc) || g->lbuf > 2 ||
         g->lbuf64 > 2 || !async_ok(g->async, g->kwg, g->mdimc, g->ndimc) ||
         !async_ok(g->async64, g->kwg64, g->mdimc64, g->ndimc64) || !tiny_ok(g) ||
@@ -336,8 +339,8 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of 4*MDIMC, NWG "
                             "of 4*NDIMC, KWG of 4, MWG*KWG and NWG*KWG of 4*MDIMC*NDIMC (the "
                             "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG, and with KWG64 "
-                            "for MWG64, NWG64, MDIMC64, NDIMC64 and the small tile), LBUF and "
-                            "LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
+                            "for MWG64, NWG64, MDIMC64, NDIMC64 and the small tile), LBUF, "
+                            "SLBUF and LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
                             "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), TMWG, "
                             "TNWG, TMDIMC, TNDIMC all 0 or a tile as above with SKWG and with "
                             "KWG64, and TS a multiple of 4", spec);
