@@ -35,8 +35,10 @@ static const gpumat__profile profiles[] = {
      * 256^3 1.3 -> 2.0).  Double: 128x128 of 16x16 work-items, depth 8, through
      * the two-buffer direct-copy pipeline (cp.async here; round 3: 20.1-20.2
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
-     * pipeline loses 2-8% for float, which stays register-staged). */
-    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 1, 4, 8, 128, 128, 16, 16, 16,
+     * pipeline loses 2-8% for float, which stays register-staged); its
+     * small and tiny tiles with two local buffers (round 4: 256^3 2.0 ->
+     * 2.2, 1023x777x1531 9.4 -> 8.8). */
+    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
                     0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
