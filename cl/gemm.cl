@@ -231,13 +231,9 @@
         }                                                                               \
     }
 
-#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW, REV, LB)                                   \
-void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
-                     const REAL beta, __global const REAL *A, const int lda,            \
-                     __global const REAL *B, const int ldb, __global REAL *C,           \
-                     const int ldc, const int trans_a, const int trans_b,               \
-                     __local REAL *As, __local REAL *Bs)                                \
-{                                                                                       \
+/* The start every tile body shares: this work-item's place (tx, ty) in the
+ * MD x ND grid, the tile's origin (m0, n0) and zeroed accumulators. */
+#define GEMM_TILE_START(MW, NW, MD, ND)                                                 \
     const int tid = get_local_id(1) * ND + get_local_id(0);                             \
     const int ns = GEMM_NS(MD, ND), ms = GEMM_MS(MD, ND);                               \
     const int lane = tid % (ms * ns), sb = tid / (ms * ns);                             \
@@ -249,7 +245,16 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
     for (int i = 0; i < MW / MD; ++i)                                                   \
         GEMM_UNROLL                                                                     \
         for (int j = 0; j < NW / ND; ++j)                                               \
-            acc[i][j] = 0;                                                              \
+            acc[i][j] = 0;
+
+#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW, REV, LB)                                   \
+void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
+                     const REAL beta, __global const REAL *A, const int lda,            \
+                     __global const REAL *B, const int ldb, __global REAL *C,           \
+                     const int ldc, const int trans_a, const int trans_b,               \
+                     __local REAL *As, __local REAL *Bs)                                \
+{                                                                                       \
+    GEMM_TILE_START(MW, NW, MD, ND)                                                     \
     /* Whole tiles with rows aligned to 4 elements load as vectors. */                  \
     const int vec_a = (lda & 3) == 0 && m0 + MW <= M;                                   \
     const int vec_b = (ldb & 3) == 0 && n0 + NW <= N;                                   \
@@ -568,18 +573,7 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                      const int ldc, __local REAL *As, __local REAL *Bs)                 \
 {                                                                                       \
     const int trans_a = TA, trans_b = TB;                                               \
-    const int tid = get_local_id(1) * ND + get_local_id(0);                             \
-    const int ns = GEMM_NS(MD, ND), ms = GEMM_MS(MD, ND);                               \
-    const int lane = tid % (ms * ns), sb = tid / (ms * ns);                             \
-    const int tx = sb % (ND / ns) * ns + lane % ns;                                     \
-    const int ty = sb / (ND / ns) * ms + lane / ns;                                     \
-    const int m0 = get_group_id(1) * MW, n0 = get_group_id(0) * NW;                     \
-    REAL acc[MW / MD][NW / ND];                                                         \
-    GEMM_UNROLL                                                                         \
-    for (int i = 0; i < MW / MD; ++i)                                                   \
-        GEMM_UNROLL                                                                     \
-        for (int j = 0; j < NW / ND; ++j)                                               \
-            acc[i][j] = 0;                                                              \
+    GEMM_TILE_START(MW, NW, MD, ND)                                                     \
     const int ata = GEMM_XTILE(MW, KW), btb = GEMM_XTILE(NW, KW);                       \
     const uint sA = GEMM_SMEM(As), sB = GEMM_SMEM(Bs);                                  \
     GEMM_ASYNC_SETUP(MW, NW, MD, ND, KW)                                                \
