@@ -24,6 +24,9 @@
  *              tiny ones; the small double tile uses LBUF64).
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
  *              width) cover an MSUB x NSUB patch of the work-item grid.
+ *   SKG        (optional) the big tile's work-groups resident per compute
+ *              unit: defines the stream-K kernels gemm_*_sk (below) where
+ *              the big tile is register-staged (ASYNC / ASYNC64 0).
  *   ASYNC, ASYNC64  0, or the number of local buffers (2-4) of the big
  *              tile's direct-copy pipeline (float, double): global memory is
  *              copied straight into local tiles ASYNC-1 steps ahead, with one
@@ -233,40 +236,39 @@
 
 /* The start every tile body shares: this work-item's place (tx, ty) in the
  * MD x ND grid, the tile's origin (m0, n0) and zeroed accumulators. */
-#define GEMM_TILE_START(MW, NW, MD, ND)                                                 \
+#define GEMM_PLACE(MD, ND)                                                              \
     const int tid = get_local_id(1) * ND + get_local_id(0);                             \
     const int ns = GEMM_NS(MD, ND), ms = GEMM_MS(MD, ND);                               \
     const int lane = tid % (ms * ns), sb = tid / (ms * ns);                             \
     const int tx = sb % (ND / ns) * ns + lane % ns;                                     \
-    const int ty = sb / (ND / ns) * ms + lane / ns;                                     \
-    const int m0 = get_group_id(1) * MW, n0 = get_group_id(0) * NW;                     \
+    const int ty = sb / (ND / ns) * ms + lane / ns;
+#define GEMM_ACC(MW, NW, MD, ND)                                                        \
     REAL acc[MW / MD][NW / ND];                                                         \
     GEMM_UNROLL                                                                         \
     for (int i = 0; i < MW / MD; ++i)                                                   \
         GEMM_UNROLL                                                                     \
         for (int j = 0; j < NW / ND; ++j)                                               \
             acc[i][j] = 0;
+#define GEMM_TILE_START(MW, NW, MD, ND)                                                 \
+    GEMM_PLACE(MD, ND)                                                                  \
+    const int m0 = get_group_id(1) * MW, n0 = get_group_id(0) * NW;                     \
+    GEMM_ACC(MW, NW, MD, ND)
 
-#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW, REV, LB)                                   \
-void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
-                     const REAL beta, __global const REAL *A, const int lda,            \
-                     __global const REAL *B, const int ldb, __global REAL *C,           \
-                     const int ldc, const int trans_a, const int trans_b,               \
-                     __local REAL *As, __local REAL *Bs)                                \
-{                                                                                       \
-    GEMM_TILE_START(MW, NW, MD, ND)                                                     \
+/* Accumulates the K steps from KB up to KE (multiples of KW, or K) of the
+ * tile at (m0, n0) into acc. */
+#define GEMM_MAIN_LOOP(MW, NW, MD, ND, KW, REV, LB, KB, KE)                             \
     /* Whole tiles with rows aligned to 4 elements load as vectors. */                  \
     const int vec_a = (lda & 3) == 0 && m0 + MW <= M;                                   \
     const int vec_b = (ldb & 3) == 0 && n0 + NW <= N;                                   \
     REAL4 pa[GEMM_QA(MW, MD, ND, KW)], pb[GEMM_QA(NW, MD, ND, KW)];                     \
-    GEMM_FETCH(MW, NW, MD, ND, 0, KW)                                                   \
+    GEMM_FETCH(MW, NW, MD, ND, KB, KW)                                                  \
     GEMM_STORE(MW, NW, MD, ND, As, Bs, KW)                                              \
     barrier(CLK_LOCAL_MEM_FENCE);                                                       \
     /* LB == 2: the next step's tiles go to the other buffer while this                 \
      * one is read, one barrier per step; 1: one buffer, two barriers. */               \
     int cur = 0;                                                                        \
-    for (int k0 = 0; k0 < K; k0 += KW) {                                                \
-        const int more = k0 + KW < K;                                                   \
+    for (int k0 = KB; k0 < KE; k0 += KW) {                                              \
+        const int more = k0 + KW < KE;                                                  \
         if (more) {                                                                     \
             GEMM_FETCH(MW, NW, MD, ND, k0 + KW, KW)                                     \
         }                                                                               \
@@ -284,14 +286,28 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
             GEMM_STORE(MW, NW, MD, ND, An, Bn, KW)                                      \
         }                                                                               \
         barrier(CLK_LOCAL_MEM_FENCE);                                                   \
-    }                                                                                   \
-                                                                                        \
+    }
+
+/* C = alpha * acc + beta * C for the tile at (m0, n0). */
+#define GEMM_STORE_TILE(MW, NW, MD, ND)                                                 \
     const int whole = m0 + MW <= M && n0 + NW <= N && (ldc & 3) == 0;                   \
     GEMM_UNROLL                                                                         \
     for (int i = 0; i < MW / MD; ++i) {                                                 \
         const int gm = m0 + i / 4 * 4 * MD + ty * 4 + i % 4;                            \
         GEMM_STORE_C4(MW, NW, MD, ND)                                                   \
-    }                                                                                   \
+    }
+
+#define GEMM_DEFINE(SUF, MW, NW, MD, ND, KW, REV, LB)                                   \
+void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,           \
+                     const REAL beta, __global const REAL *A, const int lda,            \
+                     __global const REAL *B, const int ldb, __global REAL *C,           \
+                     const int ldc, const int trans_a, const int trans_b,               \
+                     __local REAL *As, __local REAL *Bs)                                \
+{                                                                                       \
+    GEMM_TILE_START(MW, NW, MD, ND)                                                     \
+    GEMM_MAIN_LOOP(MW, NW, MD, ND, KW, REV, LB, 0, K)                                   \
+                                                                                        \
+    GEMM_STORE_TILE(MW, NW, MD, ND)                                                     \
 }
 
 /* One entry point per transpose case, so each compiles to a specialised
@@ -306,6 +322,106 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
         __local REAL4 Bs[(LB) * KW * (NW + LPAD) / 4];                                  \
         gemm_tile_##SUF(M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ta, tb,           \
                         (__local REAL *)As, (__local REAL *)Bs);                        \
+    }
+
+/* ---- Stream-K (SKG > 0: register-staged big tiles only) --------------------
+ * A product whose T tiles do not fill whole waves of S = SKG groups per
+ * compute unit leaves most units idle during its last wave (H100: 4096^3
+ * runs 3.88 waves of 264 groups, 2% slower per flop than 4224x4096x4096).
+ * So the host runs the plain kernel on the whole rows of tiles that lie in
+ * full waves, and these kernels on the tiles from `first` on (the last
+ * wave's and the start of their row): S groups split those tiles' K steps
+ * ("iterations", iters per tile) into equal runs of `per`, which may start
+ * and end inside a tile.  A tile covered by several runs is finished by
+ * whichever contributor arrives last: each writes its partial sums to its
+ * own slot of W (two per group: the run's first tile and its last), counts
+ * its steps into the tile's counter in F, and the one that completes the
+ * count adds the slots up in the order of k, applies alpha and beta, and
+ * resets the counter for the next call.  Nobody waits for another group, so
+ * this needs no co-residency, and the sum is the same whichever contributor
+ * comes last.  Iterations are numbered from tile `first`; group s runs
+ * [s*per, min((s+1)*per, total)). */
+#define GEMM_SK_SLOT(MW, NW, s, u)                                                      \
+    (W + ((size_t)2 * (s) + ((u) != (int)((s) * per / iters))) * (MW * NW))
+
+#define GEMM_DEFINE_SK(SUF, MW, NW, MD, ND, KW, REV, LB)                                \
+void gemm_sk_##SUF(const int M, const int N, const int K, const REAL alpha,             \
+                   const REAL beta, __global const REAL *A, const int lda,              \
+                   __global const REAL *B, const int ldb, __global REAL *C,             \
+                   const int ldc, const int trans_a, const int trans_b,                 \
+                   const int tiles_n, const int iters, const int first, const long per, \
+                   const long total, __global REAL *W, __global int *F,                 \
+                   __local REAL *As, __local REAL *Bs, __local int *last)               \
+{                                                                                       \
+    GEMM_PLACE(MD, ND)                                                                  \
+    const int me = get_group_id(0);                                                     \
+    long it = me * per;                                                                 \
+    const long end = min(it + per, total);                                              \
+    while (it < end) {                                                                  \
+        const int u = (int)(it / iters);                                                \
+        const int kb = (int)(it - (long)u * iters);                                     \
+        const int ke = (int)min((long)iters, kb + (end - it));                          \
+        const int m0 = (first + u) / tiles_n * MW, n0 = (first + u) % tiles_n * NW;     \
+        GEMM_ACC(MW, NW, MD, ND)                                                        \
+        GEMM_MAIN_LOOP(MW, NW, MD, ND, KW, REV, LB, kb * KW, min(ke * KW, K))           \
+        const int split = kb > 0 || ke < iters;                                         \
+        if (split) {                                                                    \
+            __global REAL *mine = GEMM_SK_SLOT(MW, NW, me, u);                          \
+            GEMM_UNROLL                                                                 \
+            for (int i = 0; i < MW / MD; ++i)                                           \
+                GEMM_UNROLL                                                             \
+                for (int j = 0; j < NW / ND; ++j)                                       \
+                    mine[(i * (NW / ND) + j) * (MD * ND) + tid] = acc[i][j];            \
+        }                                                                               \
+        /* Every work-item's sums are out before the count says so.  The                \
+         * barriers stay outside conditionals (PoCL compiles those slowly). */          \
+        mem_fence(CLK_GLOBAL_MEM_FENCE);                                                \
+        barrier(CLK_GLOBAL_MEM_FENCE | CLK_LOCAL_MEM_FENCE);                            \
+        if (tid == 0) {                                                                 \
+            const int count = split ? atomic_add(F + u, ke - kb) + ke - kb : iters;     \
+            *last = count == iters;                                                     \
+            if (split && count == iters)                                                \
+                F[u] = 0;                                                               \
+        }                                                                               \
+        barrier(CLK_LOCAL_MEM_FENCE);                                                   \
+        const int done = *last;                                                         \
+        if (split && done) {                                                            \
+            mem_fence(CLK_GLOBAL_MEM_FENCE);                                            \
+            const int s0 = (int)((long)u * iters / per);                                \
+            const int s1 = (int)(((long)u * iters + iters - 1) / per);                  \
+            for (int s = s0; s <= s1; ++s) {                                            \
+                /* volatile: another unit wrote these during this launch. */            \
+                __global volatile const REAL *p = GEMM_SK_SLOT(MW, NW, s, u);           \
+                GEMM_UNROLL                                                             \
+                for (int i = 0; i < MW / MD; ++i)                                       \
+                    GEMM_UNROLL                                                         \
+                    for (int j = 0; j < NW / ND; ++j) {                                 \
+                        const REAL v = p[(i * (NW / ND) + j) * (MD * ND) + tid];        \
+                        acc[i][j] = s == s0 ? v : acc[i][j] + v;                        \
+                    }                                                                   \
+            }                                                                           \
+        }                                                                               \
+        if (done) {                                                                     \
+            GEMM_STORE_TILE(MW, NW, MD, ND)                                             \
+        }                                                                               \
+        it += ke - kb;                                                                  \
+    }                                                                                   \
+}
+
+#define GEMM_KERNEL_SK(name, SUF, MW, NW, MD, ND, ta, tb, KW, LB)                       \
+    __kernel __attribute__((reqd_work_group_size(ND, MD, 1)))                           \
+    void name(const int M, const int N, const int K, const REAL alpha,                  \
+              const REAL beta, __global const REAL *A, const int lda,                   \
+              __global const REAL *B, const int ldb, __global REAL *C, const int ldc,   \
+              const int tiles_n, const int iters, const int first, const long per,      \
+              const long total, __global REAL *W, __global int *F)                      \
+    {                                                                                   \
+        __local REAL4 As[(LB) * KW * (MW + LPAD) / 4];                                  \
+        __local REAL4 Bs[(LB) * KW * (NW + LPAD) / 4];                                  \
+        __local int last;                                                               \
+        gemm_sk_##SUF(M, N, K, alpha, beta, A, lda, B, ldb, C, ldc, ta, tb, tiles_n,    \
+                      iters, first, per, total, W, F, (__local REAL *)As,                  \
+                      (__local REAL *)Bs, &last);                                       \
     }
 
 /* ---- The direct-copy pipeline (ASYNC / ASYNC64 >= 2) ----------------------
@@ -612,6 +728,18 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                                 (__local REAL *)As, (__local REAL *)Bs);                \
     }
 
+/* -DGPUMAT_STREAM_K (the library's "gemm_sk" program): the stream-K
+ * kernels alone; without it everything else. */
+#ifdef GPUMAT_STREAM_K
+#if defined(SKG) && GASYNC < 2
+GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 0, GLBUF)
+GEMM_DEFINE_SK(big_alike, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
+GEMM_KERNEL_SK(gemm_nn_sk, big_alike, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)
+GEMM_KERNEL_SK(gemm_nt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG, GLBUF)
+GEMM_KERNEL_SK(gemm_tn_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG, GLBUF)
+GEMM_KERNEL_SK(gemm_tt_sk, big_alike, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG, GLBUF)
+#endif
+#else
 #if GASYNC >= 2
 #define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
     GEMM_KERNEL_ASYNC(name, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GASYNC)
@@ -641,3 +769,4 @@ GEMM_KERNEL(gemm_nt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 1, SGKWG, GLBUF)
 GEMM_KERNEL(gemm_tn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 0, SGKWG, GLBUF)
 GEMM_KERNEL(gemm_tt_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG, GLBUF)
 #endif
+#endif /* GPUMAT_STREAM_K */

@@ -104,6 +104,10 @@ static void context_free(gpumat_context *ctx)
     for (int i = 0; i < 2; ++i)
         if (ctx->gemm_pack[i])
             clReleaseMemObject(ctx->gemm_pack[i]);
+    if (ctx->gemm_sk_sums)
+        clReleaseMemObject(ctx->gemm_sk_sums);
+    if (ctx->gemm_sk_counts)
+        clReleaseMemObject(ctx->gemm_sk_counts);
     if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST || ctx->clblast_used)
         gpumat__clblast_release();
     if (ctx->queue)

@@ -106,6 +106,11 @@ typedef struct gpumat__gemm_params {
                               * their operands into panels first          */
     unsigned ckc;            /* packed products run in passes of ckc values
                               * of k (0: one pass)                        */
+    /* Stream-K (cl/gemm.cl): 0, or the register-staged big tile's
+     * work-groups that run at once per compute unit (S = skg * units);
+     * products whose big tiles fill less than sk_fill% of their last wave
+     * of S split that wave's tiles along k (sk_fill is host side only). */
+    unsigned skg, sk_fill;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -213,6 +218,7 @@ typedef enum gpumat__program_id {
     GPUMAT__PROGRAM_GEMM,
     GPUMAT__PROGRAM_ML,
     GPUMAT__PROGRAM_GEMM_CPU,
+    GPUMAT__PROGRAM_GEMM_SK, /* cl/gemm.cl's stream-K kernels, built on first use */
     GPUMAT__PROGRAM_COUNT
 } gpumat__program_id;
 
@@ -315,6 +321,11 @@ struct gpumat_context {
      * page on first touch, which on a VM took longer than packing. */
     cl_mem gemm_pack[2];
     size_t gemm_pack_bytes[2];
+    /* Stream-K's partial sums and per-tile counters (op_gemm.c), kept
+     * between calls and guarded by `lock`; each call leaves the counters
+     * at zero. */
+    cl_mem gemm_sk_sums, gemm_sk_counts;
+    size_t gemm_sk_sums_bytes, gemm_sk_counts_len;
 };
 
 /* ---- cache.c: the persistent kernel cache ------------------------------- */
@@ -376,6 +387,9 @@ gpumat_status gpumat__check_operands(const char *op, size_t count,
  * the first failure. */
 gpumat_status gpumat__set_args(gpumat_context *ctx, cl_kernel kernel,
                                const char *kernel_name, unsigned count, ...);
+/* The same for arguments first, first + 1, ... */
+gpumat_status gpumat__set_args_from(gpumat_context *ctx, cl_kernel kernel,
+                                    const char *kernel_name, unsigned first, unsigned count, ...);
 
 /* A scratch buffer of `elements` of dtype, for results between two kernels
  * of one call.  The caller releases it right after enqueueing its last

@@ -122,22 +122,37 @@ gpumat_status gpumat__check_operands(const char *op, size_t count,
     return GPUMAT_OK;
 }
 
+static gpumat_status set_args(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
+                              unsigned first, unsigned count, va_list ap)
+{
+    for (unsigned i = first; i < first + count; ++i) {
+        size_t size = va_arg(ap, size_t);
+        const void *value = va_arg(ap, const void *);
+        cl_int err = clSetKernelArg(kernel, i, size, value);
+        if (err != CL_SUCCESS)
+            return gpumat__fail_cl(ctx, err, "clSetKernelArg(%s, %u)", kernel_name, i);
+    }
+    return GPUMAT_OK;
+}
+
 gpumat_status gpumat__set_args(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
                                unsigned count, ...)
 {
     va_list ap;
     va_start(ap, count);
-    for (unsigned i = 0; i < count; ++i) {
-        size_t size = va_arg(ap, size_t);
-        const void *value = va_arg(ap, const void *);
-        cl_int err = clSetKernelArg(kernel, i, size, value);
-        if (err != CL_SUCCESS) {
-            va_end(ap);
-            return gpumat__fail_cl(ctx, err, "clSetKernelArg(%s, %u)", kernel_name, i);
-        }
-    }
+    gpumat_status status = set_args(ctx, kernel, kernel_name, 0, count, ap);
     va_end(ap);
-    return GPUMAT_OK;
+    return status;
+}
+
+gpumat_status gpumat__set_args_from(gpumat_context *ctx, cl_kernel kernel,
+                                    const char *kernel_name, unsigned first, unsigned count, ...)
+{
+    va_list ap;
+    va_start(ap, count);
+    gpumat_status status = set_args(ctx, kernel, kernel_name, first, count, ap);
+    va_end(ap);
+    return status;
 }
 
 gpumat_status gpumat__temp_buffer(gpumat_context *ctx, const char *op, gpumat_dtype dtype,

@@ -2,11 +2,9 @@
  * context's GEMM backend. */
 #include "gpumat_internal.h"
 
-/* Runs kernel `name` of program `id` (both take cl/gemm.cl's arguments)
- * over the given grid. */
-static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
-                            gpumat__program_id id, const char *name, const size_t global[2],
-                            const size_t local[2])
+/* Sets the 11 arguments every cl/gemm.cl kernel starts with. */
+static gpumat_status gemm_args(gpumat_context *ctx, cl_kernel kernel, const char *name,
+                               const gpumat__gemm_call *g)
 {
     bool f64 = g->dtype == GPUMAT_F64;
     /* Dimensions fit in int: gpumat_matrix_create caps them at INT_MAX. */
@@ -18,15 +16,24 @@ static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
     const void *alpha = f64 ? (const void *)&alpha64 : (const void *)&alpha32;
     const void *beta = f64 ? (const void *)&beta64 : (const void *)&beta32;
 
-    cl_kernel kernel;
-    gpumat_status status = gpumat__kernel(ctx, id, g->dtype, name, &kernel);
-    if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, name, 11,
+    return gpumat__set_args(ctx, kernel, name, 11,
                                   sizeof M, (const void *)&M, sizeof N, (const void *)&N,
                                   sizeof K, (const void *)&K, scalar, alpha, scalar, beta,
                                   sizeof(cl_mem), (const void *)&g->a, sizeof lda, (const void *)&lda,
                                   sizeof(cl_mem), (const void *)&g->b, sizeof ldb, (const void *)&ldb,
                                   sizeof(cl_mem), (const void *)&g->c, sizeof ldc, (const void *)&ldc);
+}
+
+/* Runs kernel `name` of program `id` (both take cl/gemm.cl's arguments)
+ * over the given grid. */
+static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
+                            gpumat__program_id id, const char *name, const size_t global[2],
+                            const size_t local[2])
+{
+    cl_kernel kernel;
+    gpumat_status status = gpumat__kernel(ctx, id, g->dtype, name, &kernel);
+    if (status == GPUMAT_OK)
+        status = gemm_args(ctx, kernel, name, g);
     if (status == GPUMAT_OK)
         status = gpumat__launch(ctx, kernel, name, 2, global, local);
     return status;
@@ -156,6 +163,89 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     return status;
 }
 
+/* Grows the context's buffer *buf to at least `bytes` (*have: its size). */
+static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, size_t bytes,
+                               bool zeroed)
+{
+    if (*have >= bytes)
+        return GPUMAT_OK;
+    if (*buf)
+        clReleaseMemObject(*buf);
+    *have = 0;
+    cl_int err;
+    *buf = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+    if (err == CL_SUCCESS && zeroed) {
+        const cl_int zero = 0;
+        err = clEnqueueFillBuffer(ctx->queue, *buf, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
+    }
+    if (err != CL_SUCCESS) {
+        if (*buf)
+            clReleaseMemObject(*buf);
+        *buf = NULL;
+        return gpumat__fail_cl(ctx, err, "gemm: stream-K scratch buffer of %zu bytes", bytes);
+    }
+    *have = bytes;
+    return GPUMAT_OK;
+}
+
+/* The big tile over `waves` groups that run at once, for a product whose
+ * tiles (tile[] = {rows, columns, depth, work-group rows, work-group
+ * columns}) leave the last wave partly idle: the plain kernel `name` takes
+ * the whole rows of tiles that lie in full waves, then the stream-K kernel
+ * (cl/gemm.cl) splits the rest (the last wave's tiles and the start of
+ * their row) along k over `waves` groups in equal runs of K steps.  Two
+ * launches rather than one kernel doing both: NVIDIA's compiler schedules
+ * the plain kernel's loop better (H100: a stream-K kernel that also ran the
+ * whole tiles made 8192^3 4% slower, gemm-notes round 5), and those tiles
+ * are most of the work. */
+static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, const char *name,
+                              size_t waves, const unsigned tile[5])
+{
+    static const char *const sk_names[2][2] = {{"gemm_nn_sk", "gemm_nt_sk"},
+                                               {"gemm_tn_sk", "gemm_tt_sk"}};
+    const char *sk_name = sk_names[g->trans_a][g->trans_b];
+    size_t tiles_m = gpumat__round_up(g->m, tile[0]) / tile[0];
+    size_t tiles_n = gpumat__round_up(g->n, tile[1]) / tile[1], tiles = tiles_m * tiles_n;
+    size_t rows = (tiles - tiles % waves) / tiles_n;
+    gpumat_status status = GPUMAT_OK;
+    if (rows) {
+        gpumat__gemm_call top = *g;
+        top.m = rows * tile[0];
+        size_t local[2] = {tile[4], tile[3]};
+        size_t global[2] = {tiles_n * tile[4], rows * tile[3]};
+        status = launch(ctx, &top, GPUMAT__PROGRAM_GEMM, name, global, local);
+        if (status != GPUMAT_OK)
+            return status;
+    }
+    size_t first_tile = rows * tiles_n;
+    cl_int n_tiles = (cl_int)tiles_n, first = (cl_int)first_tile;
+    cl_int iters = (cl_int)((g->k + tile[2] - 1) / tile[2]);
+    cl_long total = (cl_long)(tiles - first_tile) * iters;
+    cl_long per = (total + (cl_long)waves - 1) / (cl_long)waves;
+    size_t tile_bytes = (size_t)tile[0] * tile[1] * gpumat_dtype_size(g->dtype);
+    status = sk_buffer(ctx, &ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes, 2 * waves * tile_bytes,
+                       false);
+    if (status == GPUMAT_OK)
+        status = sk_buffer(ctx, &ctx->gemm_sk_counts, &ctx->gemm_sk_counts_len,
+                           (tiles - first_tile) * sizeof(cl_int), true);
+    if (status != GPUMAT_OK)
+        return status;
+    cl_kernel kernel;
+    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_SK, g->dtype, sk_name, &kernel);
+    if (status == GPUMAT_OK)
+        status = gemm_args(ctx, kernel, sk_name, g);
+    if (status == GPUMAT_OK)
+        status = gpumat__set_args_from(ctx, kernel, sk_name, 11, 7, sizeof n_tiles,
+                                       (const void *)&n_tiles, sizeof iters, (const void *)&iters,
+                                       sizeof first, (const void *)&first, sizeof per,
+                                       (const void *)&per, sizeof total, (const void *)&total,
+                                       sizeof(cl_mem), (const void *)&ctx->gemm_sk_sums,
+                                       sizeof(cl_mem), (const void *)&ctx->gemm_sk_counts);
+    size_t local[2] = {tile[4], tile[3]};
+    size_t global[2] = {waves * tile[4], tile[3]};
+    return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, sk_name, 2, global, local) : status;
+}
+
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
     if (ctx->profile.gemm.cvw)
@@ -183,6 +273,12 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     int tile = 0;
     if (big_groups * 100 < cus * p->small_pct)
         tile = p->tmwg && small_groups * 100 < cus * p->tiny_pct ? 2 : 1;
+    if (tile == 0 && g->k > 0 && p->skg && !(f64 ? p->async64 : p->async)) {
+        size_t waves = cus * p->skg, rest = big_groups % waves;
+        const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
+        if (rest && rest * 100 < waves * p->sk_fill)
+            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big);
+    }
     const char *name = names[tile][g->trans_a][g->trans_b];
     unsigned mwg = tile == 2 ? p->tmwg : tile ? p->smwg : bmwg;
     unsigned nwg = tile == 2 ? p->tnwg : tile ? p->snwg : bnwg;

@@ -37,20 +37,23 @@ static const gpumat__profile profiles[] = {
      * TFLOP/s at 4096/8192 against 19.0-19.1 register-staged; the same
      * pipeline loses 2-8% for float, which stays register-staged); its
      * small and tiny tiles with two local buffers (round 4: 256^3 2.0 ->
-     * 2.2, 1023x777x1531 9.4 -> 8.8). */
+     * 2.2, 1023x777x1531 9.4 -> 8.8).  Stream-K over waves of 2 float
+     * groups per SM when the last wave is under 60% full (round 5: 3072^3
+     * 36.8 -> 48.5, 5120^3 44.3 -> 49.0, 8192^3 49.2 -> 49.7; fuller last
+     * waves gain nothing, 2048^3's 97% loses 6%). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 60},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -64,7 +67,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -193,6 +196,10 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
         snprintf(buf + used, size - used,
                  " -DCVW=%u -DCMR=%u -DCNV=%u -DCDM=%u -DCDN=%u -DCWX=%u -DCWY=%u", p->gemm.cvw,
                  p->gemm.cmr, p->gemm.cnv, p->gemm.cdm, p->gemm.cdn, p->gemm.cwx, p->gemm.cwy);
+    /* Likewise the stream-K kernels exist only where a profile uses them. */
+    used = strlen(buf);
+    if (p->gemm.skg && used < size)
+        snprintf(buf + used, size - used, " -DSKG=%u", p->gemm.skg);
 }
 
 void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,
@@ -255,6 +262,8 @@ static const struct {
     {"CWY", offsetof(gpumat__profile, gemm.cwy)},
     {"CPACK", offsetof(gpumat__profile, gemm.cpack)},
     {"CKC", offsetof(gpumat__profile, gemm.ckc)},
+    {"SKG", offsetof(gpumat__profile, gemm.skg)},
+    {"SKFILL", offsetof(gpumat__profile, gemm.sk_fill)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -277,7 +286,9 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.tndimc) ||
            offset == offsetof(gpumat__profile, gemm.tiny_pct) ||
            offset == offsetof(gpumat__profile, gemm.cvw) ||
-           offset == offsetof(gpumat__profile, gemm.ckc);
+           offset == offsetof(gpumat__profile, gemm.ckc) ||
+           offset == offsetof(gpumat__profile, gemm.skg) ||
+           offset == offsetof(gpumat__profile, gemm.sk_fill);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

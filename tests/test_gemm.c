@@ -6,11 +6,13 @@
  * GEMM backends, and every shipped kernel profile of the native backend
  * (forced with GPUMAT_PROFILE), plus both tile shapes of the native kernel
  * (forced with GPUMAT_KERNEL_PARAMS=SMALLPCT=...), both ways of staging
- * the big tiles (ASYNC / ASYNC64 on and off), and the cpu profile's
- * cl/gemm_cpu.cl kernels with and without packed operands (CPACK, in passes
- * over k: CKC) and its tiled kernels instead (CVW=0).  Also: shape, op,
- * aliasing and operand errors, gpumat_multiply == gemm(N, N, 1, a, b, 0, c),
- * and invalid GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS values.
+ * the big tiles (ASYNC / ASYNC64 on and off), the big tiles with and
+ * without stream-K (SKFILL: the last wave's tiles split along k), the cpu
+ * profile's cl/gemm_cpu.cl kernels with and without packed operands
+ * (CPACK, in passes over k: CKC) and its tiled kernels instead (CVW=0).
+ * Also: shape, op, aliasing and operand errors, gpumat_multiply ==
+ * gemm(N, N, 1, a, b, 0, c), and invalid GPUMAT_PROFILE /
+ * GPUMAT_KERNEL_PARAMS values.
  *
  * Error bound: op(A)op(B) is computed with |fl - exact| <= gamma_k |A||B|
  * (test_util.h, tu_gemm_tolerance); scaling by alpha, beta and the final add
@@ -59,8 +61,14 @@ static gemm_group g_groups[] = {
      * compute units idle (SMALLPCT), and the tiny ones when even small
      * tiles would (TINYPCT); force each kind on every shape.  Both are
      * host-side only: these groups reuse the nvidia-gpu build. */
-    {"native/nvidia-gpu big tiles only (SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
-     "SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu big tiles only (SMALLPCT=1,SKFILL=0)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=1,SKFILL=0", 0, NULL, GPUMAT_OK, ""},
+    /* Stream-K (host side too: SKFILL) wherever the big tiles leave the
+     * last wave of 2 groups per compute unit partly idle: PoCL's 2 units
+     * give waves of 4, so one-tile shapes split k over up to 4 groups and
+     * larger ones run whole rows in the plain kernel first. */
+    {"native/nvidia-gpu stream-K (SKFILL=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
+     "SKFILL=100,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096)", GPUMAT_GEMM_NATIVE,
@@ -82,8 +90,8 @@ static gemm_group g_groups[] = {
      * register-staged path it replaces for nvidia-gpu's doubles. */
     {"native/nvidia-gpu direct-copy pipeline (ASYNC=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "ASYNC=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1", 0, NULL,
+    {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1,SKG=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1,SKG=0", 0, NULL,
      GPUMAT_OK, ""},
     {"native/cpu direct-copy pipeline (CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "cpu", "CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
