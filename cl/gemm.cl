@@ -24,9 +24,9 @@
  *              tiny ones; the small double tile uses LBUF64).
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
  *              width) cover an MSUB x NSUB patch of the work-item grid.
- *   SKG        (optional) the big tile's work-groups resident per compute
- *              unit: defines the stream-K kernels gemm_*_sk (below) where
- *              the big tile is register-staged (ASYNC / ASYNC64 0).
+ *   GPUMAT_STREAM_K  (the library's "gemm_sk" program) only the
+ *              stream-K kernels gemm_*_sk (below), for a register-staged big
+ *              tile (ASYNC / ASYNC64 0); without it every other kernel.
  *   ASYNC, ASYNC64  0, or the number of local buffers (2-4) of the big
  *              tile's direct-copy pipeline (float, double): global memory is
  *              copied straight into local tiles ASYNC-1 steps ahead, with one
@@ -324,9 +324,9 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                         (__local REAL *)As, (__local REAL *)Bs);                        \
     }
 
-/* ---- Stream-K (SKG > 0: register-staged big tiles only) --------------------
- * A product whose T tiles do not fill whole waves of S = SKG groups per
- * compute unit leaves most units idle during its last wave (H100: 4096^3
+/* ---- Stream-K (register-staged big tiles only) -----------------------------
+ * A product whose T tiles do not fill whole waves of S groups (the
+ * profile's SKG per compute unit) leaves most units idle during its last wave (H100: 4096^3
  * runs 3.88 waves of 264 groups, 2% slower per flop than 4224x4096x4096).
  * So the host runs the plain kernel on the whole rows of tiles that lie in
  * full waves, and these kernels on the tiles from `first` on (the last
@@ -731,7 +731,7 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
 /* -DGPUMAT_STREAM_K (the library's "gemm_sk" program): the stream-K
  * kernels alone; without it everything else. */
 #ifdef GPUMAT_STREAM_K
-#if defined(SKG) && GASYNC < 2
+#if GASYNC < 2
 GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 0, GLBUF)
 GEMM_DEFINE_SK(big_alike, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 GEMM_KERNEL_SK(gemm_nn_sk, big_alike, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)

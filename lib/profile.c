@@ -196,10 +196,6 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
         snprintf(buf + used, size - used,
                  " -DCVW=%u -DCMR=%u -DCNV=%u -DCDM=%u -DCDN=%u -DCWX=%u -DCWY=%u", p->gemm.cvw,
                  p->gemm.cmr, p->gemm.cnv, p->gemm.cdm, p->gemm.cdn, p->gemm.cwx, p->gemm.cwy);
-    /* Likewise the stream-K kernels exist only where a profile uses them. */
-    used = strlen(buf);
-    if (p->gemm.skg && used < size)
-        snprintf(buf + used, size - used, " -DSKG=%u", p->gemm.skg);
 }
 
 void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,

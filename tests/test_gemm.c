@@ -90,8 +90,8 @@ static gemm_group g_groups[] = {
      * register-staged path it replaces for nvidia-gpu's doubles. */
     {"native/nvidia-gpu direct-copy pipeline (ASYNC=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "ASYNC=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1,SKG=0)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1,SKG=0", 0, NULL,
+    {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1", 0, NULL,
      GPUMAT_OK, ""},
     {"native/cpu direct-copy pipeline (CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "cpu", "CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
