@@ -38,11 +38,12 @@ static const gpumat__profile profiles[] = {
      * pipeline loses 2-8% for float, which stays register-staged); its
      * small and tiny tiles with two local buffers (round 4: 256^3 2.0 ->
      * 2.2, 1023x777x1531 9.4 -> 8.8).  Stream-K over waves of 2 float
-     * groups per SM when the last wave is under 60% full (round 5: 3072^3
-     * 36.8 -> 48.5, 5120^3 44.3 -> 49.0, 8192^3 49.2 -> 49.7; fuller last
-     * waves gain nothing, 2048^3's 97% loses 6%). */
+     * groups per SM when the last wave is under 80% full (round 5: 3072^3
+     * 36.8 -> 48.5, 5120^3 44.3 -> 49.0, 8192^3 49.2 -> 49.7; round 6,
+     * after the fetch change: 73-76% full gain 1%, 4096^3's 88% loses 1.3%,
+     * 2048^3's 97% 6%). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 60},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
