@@ -261,7 +261,8 @@ GPUMAT_API gpumat_status gpumat_context_device(const gpumat_context *ctx,
 GPUMAT_API const char *gpumat_context_profile(const gpumat_context *ctx);
 
 /** The OpenCL C build options the context passes to its kernels (the -D
- *  parameters of its profile).  NULL if ctx is NULL. */
+ *  parameters of its profile; each program takes those its source reads).
+ *  NULL if ctx is NULL. */
 GPUMAT_API const char *gpumat_context_build_options(const gpumat_context *ctx);
 
 /** The GEMM backend the context was told to use: GPUMAT_GEMM_NATIVE or

@@ -160,6 +160,11 @@ const gpumat__profile *gpumat__profile_at(size_t i);
 /* Writes the profile's OpenCL build options ("-D..." list) into buf. */
 void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t size);
 
+/* Whether the -D parameter name[0..len) sizes only the other element
+ * type's GEMM kernels (KWG64 for a float program, KWG for a double one), so
+ * that a program built for one type can leave it out. */
+bool gpumat__profile_option_other_type(const char *name, size_t len, bool f64);
+
 /* Writes the build options that only NVIDIA's own OpenCL compiler takes
  * (GPUMAT_NV_ASYNC, which turns on cl/gemm.cl's inline PTX) for the float
  * (f64 false) or double program into buf, or "" when nv_sm is 0 or the

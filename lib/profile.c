@@ -199,6 +199,23 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
                  p->gemm.cmr, p->gemm.cnv, p->gemm.cdm, p->gemm.cdn, p->gemm.cwx, p->gemm.cwy);
 }
 
+bool gpumat__profile_option_other_type(const char *name, size_t len, bool f64)
+{
+    /* cl/gemm.cl picks its big tile, depth, buffering and pipeline from
+     * these by element type; everything else is shared or type-blind. */
+    static const char *const float_only[] = {"MWG", "NWG", "KWG", "MDIMC", "NDIMC",
+                                             "SKWG", "LBUF", "SLBUF", "ASYNC"};
+    static const char *const double_only[] = {"MWG64", "NWG64", "KWG64", "MDIMC64",
+                                              "NDIMC64", "LBUF64", "ASYNC64"};
+    const char *const *other = f64 ? float_only : double_only;
+    size_t count = f64 ? sizeof float_only / sizeof float_only[0]
+                       : sizeof double_only / sizeof double_only[0];
+    for (size_t i = 0; i < count; ++i)
+        if (strlen(other[i]) == len && strncmp(other[i], name, len) == 0)
+            return true;
+    return false;
+}
+
 void gpumat__profile_vendor_options(const gpumat__profile *p, unsigned nv_sm, bool f64,
                                     char *buf, size_t size)
 {

@@ -35,6 +35,59 @@ static const char *embedded_text(const char *name)
     return NULL;
 }
 
+static bool is_ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_';
+}
+
+/* Whether name (len characters) occurs in text as a whole identifier. */
+static bool mentions(const char *text, const char *name, size_t len)
+{
+    for (const char *p = text; (p = strstr(p, name)) != NULL; ++p)
+        if ((p == text || !is_ident_char(p[-1])) && !is_ident_char(p[len]))
+            return true;
+    return false;
+}
+
+/* The context's options, less every -DNAME=V that this program cannot
+ * read: NAME absent from its source, or sizing the other element type's
+ * GEMM tiles.  A parameter change then rebuilds (and re-caches) only the
+ * programs that use it: a double-only GEMM override leaves the float
+ * program, and every transpose and elementwise program, as they were. */
+static void program_options(const char *all, const char *text, bool f64, char *out,
+                            size_t size)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (const char *t = all; *t;) {
+        while (*t == ' ')
+            ++t;
+        size_t n = strcspn(t, " ");
+        if (n == 0)
+            break;
+        bool keep = true;
+        if (strncmp(t, "-D", 2) == 0) {
+            char name[64];
+            size_t len = strcspn(t + 2, "= ");
+            if (len < sizeof name) {
+                memcpy(name, t + 2, len);
+                name[len] = '\0';
+                keep = !gpumat__profile_option_other_type(name, len, f64) &&
+                       mentions(text, name, len);
+            }
+        }
+        if (keep && used + n + 2 <= size) {
+            if (used)
+                out[used++] = ' ';
+            memcpy(out + used, t, n);
+            used += n;
+            out[used] = '\0';
+        }
+        t += n;
+    }
+}
+
 /* Reports a failed build with as much of the compiler's log as fits. */
 static gpumat_status fail_build(gpumat_context *ctx, cl_program program, cl_int err,
                                 const char *name, gpumat_dtype dtype, const char *options)
@@ -124,10 +177,12 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
 
     /* The profile's portable options, then those only NVIDIA's compiler
      * takes (empty elsewhere), then the element type. */
-    char vendor[128], options[sizeof ctx->build_options + sizeof vendor + 64];
+    char vendor[128], own[sizeof ctx->build_options];
+    char options[sizeof own + sizeof vendor + 64];
     gpumat__profile_vendor_options(&ctx->profile, nv_sm(ctx), dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
-    snprintf(options, sizeof options, "%s%s%s %s%s", ctx->build_options, vendor[0] ? " " : "",
+    program_options(ctx->build_options, text, dtype == GPUMAT_F64, own, sizeof own);
+    snprintf(options, sizeof options, "%s%s%s %s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
              id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "");
 

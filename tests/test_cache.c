@@ -43,8 +43,9 @@ static char g_root[PATH_SIZE];
 static unsigned g_dir_count;
 static uint64_t g_stream = 1;
 
-static const char *const g_env_names[] = {"GPUMAT_CACHE", "GPUMAT_CACHE_DIR", "XDG_CACHE_HOME",
-                                          "HOME"};
+static const char *const g_env_names[] = {"GPUMAT_CACHE",   "GPUMAT_CACHE_DIR",
+                                          "XDG_CACHE_HOME", "HOME",
+                                          "GPUMAT_PROFILE", "GPUMAT_KERNEL_PARAMS"};
 #define ENV_COUNT (sizeof g_env_names / sizeof g_env_names[0])
 static tu_saved_env g_saved_env[ENV_COUNT];
 
@@ -297,6 +298,39 @@ static void test_miss_then_hit(void **state)
         assert_int_equal(others, 0);
         expect_stats(run_ops(OP_ADD | OP_ADD_F64), 2, 0);
     }
+}
+
+/* A program's key holds only the parameters its source reads: changing
+ * GEMM parameters must not rebuild the transpose program, while another
+ * profile's transpose parameters must. */
+static void test_key_holds_what_the_program_reads(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_dir(dir, "subset");
+    use_cache_dir(dir);
+    expect_stats(run_ops(OP_TRANSPOSE), 0, 1);
+
+    /* Valid for every shipped profile: GEMM depths and the host-side
+     * tile choice, none of which cl/transpose.cl reads. */
+    setenv("GPUMAT_KERNEL_PARAMS", "KWG=8,KWG64=8,SMALLPCT=50", 1);
+    run_result r = run_ops(OP_TRANSPOSE);
+    if (r.stats.cache_hits != 1 || r.stats.cache_misses != 0)
+        fail_msg("GEMM parameters changed: expected the transpose program from the cache, got "
+                 "%u hit(s) and %u miss(es)", r.stats.cache_hits, r.stats.cache_misses);
+    unsetenv("GPUMAT_KERNEL_PARAMS");
+
+    /* generic-gpu's transpose tiles differ from every other profile's. */
+    gpumat_context *ctx = NULL;
+    assert_int_equal(gpumat_context_create(&ctx, NULL), GPUMAT_OK);
+    const char *other = strcmp(gpumat_context_profile(ctx), "generic-gpu") ? "generic-gpu" : "cpu";
+    gpumat_context_destroy(ctx);
+    setenv("GPUMAT_PROFILE", other, 1);
+    r = run_ops(OP_TRANSPOSE);
+    if (r.stats.cache_misses != 1)
+        fail_msg("GPUMAT_PROFILE=%s: expected the transpose program rebuilt, got %u hit(s) and "
+                 "%u miss(es)", other, r.stats.cache_hits, r.stats.cache_misses);
+    unsetenv("GPUMAT_PROFILE");
 }
 
 /* Warms an entry of elementwise (f32) in a fresh dir and returns its path
@@ -685,6 +719,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_stats_arguments, test_setup),
         cmocka_unit_test_setup(test_miss_then_hit, test_setup),
+        cmocka_unit_test_setup(test_key_holds_what_the_program_reads, test_setup),
         cmocka_unit_test_setup(test_corrupted_entry, test_setup),
         cmocka_unit_test_setup(test_truncated_entry, test_setup),
         cmocka_unit_test_setup(test_foreign_entry, test_setup),

@@ -12,7 +12,9 @@
  * (CPACK, in passes over k: CKC) and its tiled kernels instead (CVW=0).
  * Also: shape, op, aliasing and operand errors, gpumat_multiply ==
  * gemm(N, N, 1, a, b, 0, c), and invalid GPUMAT_PROFILE /
- * GPUMAT_KERNEL_PARAMS values.
+ * GPUMAT_KERNEL_PARAMS values.  GPUMAT_TEST_SHARD picks a share of the
+ * groups (tools/run-tests runs two shards side by side: on PoCL nearly all
+ * the time is its single-threaded kernel compiler).
  *
  * Error bound: op(A)op(B) is computed with |fl - exact| <= gamma_k |A||B|
  * (test_util.h, tu_gemm_tolerance); scaling by alpha, beta and the final add
@@ -44,57 +46,58 @@ typedef struct gemm_group {
     const char *profile; /* GPUMAT_PROFILE, or NULL: leave the environment alone */
     const char *params;  /* GPUMAT_KERNEL_PARAMS, or NULL */
     int full;            /* 1: the full shape set; 0: the representative set */
+    unsigned shard;      /* tu_shard_selected(): groups that reuse one build share one */
     gpumat_context *ctx;
     gpumat_status create_status;
     char create_message[512];
 } gemm_group;
 
 static gemm_group g_groups[] = {
-    {"native", GPUMAT_GEMM_NATIVE, NULL, NULL, 1, NULL, GPUMAT_OK, ""},
-    {"clblast", GPUMAT_GEMM_CLBLAST, NULL, NULL, 1, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu", GPUMAT_GEMM_NATIVE, "nvidia-gpu", NULL, 0, NULL, GPUMAT_OK, ""},
-    {"native/amd-gpu", GPUMAT_GEMM_NATIVE, "amd-gpu", NULL, 0, NULL, GPUMAT_OK, ""},
-    {"native/intel-gpu", GPUMAT_GEMM_NATIVE, "intel-gpu", NULL, 0, NULL, GPUMAT_OK, ""},
-    {"native/generic-gpu", GPUMAT_GEMM_NATIVE, "generic-gpu", NULL, 0, NULL, GPUMAT_OK, ""},
-    {"native/cpu", GPUMAT_GEMM_NATIVE, "cpu", NULL, 0, NULL, GPUMAT_OK, ""},
+    {"native", GPUMAT_GEMM_NATIVE, NULL, NULL, 1, 1, NULL, GPUMAT_OK, ""},
+    {"clblast", GPUMAT_GEMM_CLBLAST, NULL, NULL, 1, 1, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu", GPUMAT_GEMM_NATIVE, "nvidia-gpu", NULL, 0, 0, NULL, GPUMAT_OK, ""},
+    {"native/amd-gpu", GPUMAT_GEMM_NATIVE, "amd-gpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
+    {"native/intel-gpu", GPUMAT_GEMM_NATIVE, "intel-gpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
+    {"native/generic-gpu", GPUMAT_GEMM_NATIVE, "generic-gpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
+    {"native/cpu", GPUMAT_GEMM_NATIVE, "cpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
     /* The host picks the small-tile kernels when big tiles would leave
      * compute units idle (SMALLPCT), and the tiny ones when even small
      * tiles would (TINYPCT); force each kind on every shape.  Both are
      * host-side only: these groups reuse the nvidia-gpu build. */
     {"native/nvidia-gpu big tiles only (SMALLPCT=1,SKFILL=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=1,SKFILL=0", 0, NULL, GPUMAT_OK, ""},
+     "nvidia-gpu", "SMALLPCT=1,SKFILL=0", 0, 0, NULL, GPUMAT_OK, ""},
     /* Stream-K (host side too: SKFILL) wherever the big tiles leave the
      * last wave of 2 groups per compute unit partly idle: PoCL's 2 units
      * give waves of 4, so one-tile shapes split k over up to 4 groups and
      * larger ones run whole rows in the plain kernel first. */
     {"native/nvidia-gpu stream-K (SKFILL=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
-     "SKFILL=100,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
+     "SKFILL=100,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, NULL, GPUMAT_OK, ""},
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096", 0, NULL, GPUMAT_OK, ""},
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096", 0, 0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
      * kernels forced on every shape (packed in passes of 64 values of k,
      * so that K up to 257 takes up to 5 passes, the last partial), and
      * cl/gemm.cl's tiles (CVW=0, big and, on the shapes that give 2
      * compute units too few big tiles, small). */
     {"native/cpu packed operands (CPACK=1,CKC=64)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=1,CKC=64",
-     0, NULL, GPUMAT_OK, ""},
-    {"native/cpu direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=4096", 0,
+     0, 1, NULL, GPUMAT_OK, ""},
+    {"native/cpu direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=4096", 0, 1,
      NULL, GPUMAT_OK, ""},
-    {"native/cpu tiled kernels (CVW=0)", GPUMAT_GEMM_NATIVE, "cpu", "CVW=0", 0, NULL,
+    {"native/cpu tiled kernels (CVW=0)", GPUMAT_GEMM_NATIVE, "cpu", "CVW=0", 0, 1, NULL,
      GPUMAT_OK, ""},
     /* The big tiles' direct-copy pipeline (ASYNC, ASYNC64: portable plain
      * copies here; cp.async only under NVIDIA's compiler) at every stage
      * count, for float too (nvidia-gpu ships it for double only), and the
      * register-staged path it replaces for nvidia-gpu's doubles. */
     {"native/nvidia-gpu direct-copy pipeline (ASYNC=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "ASYNC=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
+     "nvidia-gpu", "ASYNC=3,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu register-staged double (ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1", 0, NULL,
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "ASYNC64=0,KWG64=16,LBUF64=1,SMALLPCT=1", 0, 0, NULL,
      GPUMAT_OK, ""},
     {"native/cpu direct-copy pipeline (CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
-     "cpu", "CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, NULL, GPUMAT_OK, ""},
+     "cpu", "CVW=0,ASYNC=4,ASYNC64=3,SMALLPCT=1", 0, 1, NULL, GPUMAT_OK, ""},
 };
 #define N_GROUPS (sizeof g_groups / sizeof g_groups[0])
 
@@ -761,10 +764,18 @@ int main(void)
         cmocka_unit_test(test_env_recovers),
     };
 
+    /* The groups that run on one build share a shard (tools/run-tests
+     * runs two side by side): the nvidia-gpu ones in 0, the rest in 1. */
     int failed = 0;
     char name[160];
     for (size_t i = 0; i < N_GROUPS; ++i) {
+        if (!tu_shard_selected(g_groups[i].shard))
+            continue;
         g_current = &g_groups[i];
+        /* Inputs depend on the seed and the group, not on which groups
+         * ran before in this process. */
+        g_stream = 1 + 1000 * (uint64_t)i;
+        double start = tu_now();
         snprintf(name, sizeof name, "gemm (%s)", g_groups[i].label);
         if (g_groups[i].full)
             failed += cmocka_run_group_tests_name(name, full_tests, group_setup, group_teardown);
@@ -775,8 +786,12 @@ int main(void)
             failed += cmocka_run_group_tests_name("gemm errors (native)", error_tests,
                                                   group_setup, group_teardown);
         }
+        print_message("[   TIME   ] gemm (%s): %.0f s\n", g_groups[i].label, tu_now() - start);
     }
-    failed += cmocka_run_group_tests_name("GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS", env_tests,
-                                          env_setup, env_teardown);
+    if (tu_shard_selected(0)) {
+        g_stream = 1 + 1000 * (uint64_t)N_GROUPS;
+        failed += cmocka_run_group_tests_name("GPUMAT_PROFILE / GPUMAT_KERNEL_PARAMS",
+                                              env_tests, env_setup, env_teardown);
+    }
     return failed ? 1 : 0;
 }

@@ -376,6 +376,27 @@ int tu_contains_ci(const char *haystack, const char *needle)
     return 0;
 }
 
+int tu_shard_selected(unsigned shard)
+{
+    const char *env = getenv("GPUMAT_TEST_SHARD");
+    if (!env || !*env)
+        return 1;
+    unsigned i = 0, n = 0;
+    char extra;
+    if (sscanf(env, "%u/%u%c", &i, &n, &extra) != 2 || n == 0 || i >= n) {
+        fprintf(stderr, "GPUMAT_TEST_SHARD=\"%s\": expected I/N with I < N\n", env);
+        exit(2);
+    }
+    return shard % n == i;
+}
+
+double tu_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
 void tu_env_save(tu_saved_env *saved, const char *name)
 {
     const char *v = getenv(name);

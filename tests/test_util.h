@@ -25,6 +25,15 @@ uint64_t tu_init(const char *program);
 /* The seed tu_init() chose. */
 uint64_t tu_seed(void);
 
+/* Whether this process runs the part of a test program that was given
+ * to shard `shard`: GPUMAT_TEST_SHARD="I/N" (tools/run-tests runs N
+ * processes side by side) selects the parts with shard % N == I; unset, it
+ * selects everything.  A malformed value ends the program (status 2). */
+int tu_shard_selected(unsigned shard);
+
+/* Seconds on a monotonic clock, for reporting how long a part took. */
+double tu_now(void);
+
 typedef struct tu_rng {
     uint64_t state;
 } tu_rng;
