@@ -185,11 +185,14 @@
         }                                                                               \
     }
 
-/* Multiplies the local tiles at Al/Bl into acc.  With REV 1 (the NN and TT
- * kernels) odd rows of the products run backwards: a row change then keeps
- * the last b, and NVIDIA's compiler schedules the products better (H100,
- * gemm-notes round 4: NN/TT +1.5-2.5%; TN and NT lose with it).  Each
- * acc[i][j] sees the same products in the same order either way. */
+/* Multiplies the local tiles at Al/Bl into acc.  With REV 1 odd rows of
+ * the products run backwards: a row change then keeps the last b, and
+ * NVIDIA's compiler schedules the products better.  H100: gemm-notes round
+ * 4 gave NN/TT +1.5-2.5% while TN and NT lost with it; since round 6's
+ * fetch change TN and NT gain too (4096^3 +2.5% / +3%), so the big tile
+ * uses REV in every case, the small and tiny tiles for NN and TT (not
+ * remeasured).  Each acc[i][j] sees the same products in the same order
+ * either way. */
 #define GEMM_COMPUTE(MW, NW, MD, ND, Al, Bl, KW, REV)                                   \
     GEMM_UNROLL                                                                         \
     for (int kk = 0; kk < KW; ++kk) {                                                   \
@@ -754,7 +757,7 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
  * kernels alone; without it everything else. */
 #ifdef GPUMAT_STREAM_K
 #if GASYNC < 2
-GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 0, GLBUF)
+GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 GEMM_DEFINE_SK(big_alike, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 GEMM_KERNEL_SK(gemm_nn_sk, big_alike, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)
 GEMM_KERNEL_SK(gemm_nt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG, GLBUF)
@@ -766,7 +769,9 @@ GEMM_KERNEL_SK(gemm_tt_sk, big_alike, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG, GL
 #define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
     GEMM_KERNEL_ASYNC(name, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GASYNC)
 #else
-GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 0, GLBUF)
+/* Both big-tile bodies run the products in REV order since round 6 (see
+ * GEMM_COMPUTE); they stay two functions, NT/TN and NN/TT, as measured. */
+GEMM_DEFINE(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 GEMM_DEFINE(big_alike, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 #define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
     GEMM_KERNEL(name, SUF, BMWG, BNWG, BMDIMC, BNDIMC, ta, tb, GKWG, GLBUF)
