@@ -330,7 +330,7 @@ struct gpumat_context {
      * between calls and guarded by `lock`; each call leaves the counters
      * at zero. */
     cl_mem gemm_sk_sums, gemm_sk_counts;
-    size_t gemm_sk_sums_bytes, gemm_sk_counts_len;
+    size_t gemm_sk_sums_bytes, gemm_sk_counts_bytes;
 };
 
 /* ---- cache.c: the persistent kernel cache ------------------------------- */

@@ -16,12 +16,12 @@ static gpumat_status gemm_args(gpumat_context *ctx, cl_kernel kernel, const char
     const void *alpha = f64 ? (const void *)&alpha64 : (const void *)&alpha32;
     const void *beta = f64 ? (const void *)&beta64 : (const void *)&beta32;
 
-    return gpumat__set_args(ctx, kernel, name, 11,
-                                  sizeof M, (const void *)&M, sizeof N, (const void *)&N,
-                                  sizeof K, (const void *)&K, scalar, alpha, scalar, beta,
-                                  sizeof(cl_mem), (const void *)&g->a, sizeof lda, (const void *)&lda,
-                                  sizeof(cl_mem), (const void *)&g->b, sizeof ldb, (const void *)&ldb,
-                                  sizeof(cl_mem), (const void *)&g->c, sizeof ldc, (const void *)&ldc);
+    return gpumat__set_args(ctx, kernel, name, 11, sizeof M, (const void *)&M, sizeof N,
+                            (const void *)&N, sizeof K, (const void *)&K, scalar, alpha, scalar,
+                            beta, sizeof(cl_mem), (const void *)&g->a, sizeof lda,
+                            (const void *)&lda, sizeof(cl_mem), (const void *)&g->b, sizeof ldb,
+                            (const void *)&ldb, sizeof(cl_mem), (const void *)&g->c, sizeof ldc,
+                            (const void *)&ldc);
 }
 
 /* Runs kernel `name` of program `id` (both take cl/gemm.cl's arguments)
@@ -226,7 +226,7 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, c
     status = sk_buffer(ctx, &ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes, 2 * waves * tile_bytes,
                        false);
     if (status == GPUMAT_OK)
-        status = sk_buffer(ctx, &ctx->gemm_sk_counts, &ctx->gemm_sk_counts_len,
+        status = sk_buffer(ctx, &ctx->gemm_sk_counts, &ctx->gemm_sk_counts_bytes,
                            (tiles - first_tile) * sizeof(cl_int), true);
     if (status != GPUMAT_OK)
         return status;
