@@ -25,8 +25,10 @@
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
  *              width) cover an MSUB x NSUB patch of the work-item grid.
  *   GPUMAT_STREAM_K  (the library's "gemm_sk" program) only the
- *              stream-K kernels gemm_*_sk (below), for a register-staged big
- *              tile (ASYNC / ASYNC64 0); without it every other kernel.
+ *              stream-K kernels gemm_*_sk (below): the big tile,
+ *              register-staged even where ASYNC / ASYNC64 make the plain
+ *              kernels the direct-copy pipeline; without it every other
+ *              kernel.
  *   ASYNC, ASYNC64  0, or the number of local buffers (2-4) of the big
  *              tile's direct-copy pipeline (float, double): global memory is
  *              copied straight into local tiles ASYNC-1 steps ahead, with one
@@ -349,10 +351,11 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                         (__local REAL *)As, (__local REAL *)Bs);                        \
     }
 
-/* ---- Stream-K (register-staged big tiles only) -----------------------------
+/* ---- Stream-K (the big tile, register-staged) ------------------------------
  * A product whose T tiles do not fill whole waves of S groups (the
- * profile's SKG per compute unit) leaves most units idle during its last wave (H100: 4096^3
- * runs 3.88 waves of 264 groups, 2% slower per flop than 4224x4096x4096).
+ * profile's SKG, or SKG64 for double, per compute unit) leaves most units
+ * idle during its last wave (H100: 4096^3 runs 3.88 waves of 264 groups, 2%
+ * slower per flop than 4224x4096x4096).
  * So the host runs the plain kernel on the whole rows of tiles that lie in
  * full waves, and these kernels on the tiles from `first` on (the last
  * wave's and the start of their row): S groups split those tiles' K steps
@@ -756,13 +759,11 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
 /* -DGPUMAT_STREAM_K (the library's "gemm_sk" program): the stream-K
  * kernels alone; without it everything else. */
 #ifdef GPUMAT_STREAM_K
-#if GASYNC < 2
 GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
 GEMM_KERNEL_SK(gemm_nn_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)
 GEMM_KERNEL_SK(gemm_nt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG, GLBUF)
 GEMM_KERNEL_SK(gemm_tn_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG, GLBUF)
 GEMM_KERNEL_SK(gemm_tt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG, GLBUF)
-#endif
 #else
 #if GASYNC >= 2
 #define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \

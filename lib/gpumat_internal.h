@@ -106,11 +106,13 @@ typedef struct gpumat__gemm_params {
                               * their operands into panels first          */
     unsigned ckc;            /* packed products run in passes of ckc values
                               * of k (0: one pass)                        */
-    /* Stream-K (cl/gemm.cl): 0, or the register-staged big tile's
-     * work-groups that run at once per compute unit (S = skg * units);
-     * products whose big tiles fill less than sk_fill% of their last wave
-     * of S split that wave's tiles along k (sk_fill is host side only). */
-    unsigned skg, sk_fill;
+    /* Stream-K (cl/gemm.cl): 0, or the float big tile's work-groups
+     * that run at once per compute unit (S = skg * units); products whose
+     * big tiles fill less than sk_fill% of their last wave of S split that
+     * wave's tiles along k; skg64, sk_fill64: the same for the double big
+     * tile.  The split part runs the register-staged form of the tile, also
+     * where the plain kernels are the direct-copy pipeline.  Host side. */
+    unsigned skg, sk_fill, skg64, sk_fill64;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

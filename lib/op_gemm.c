@@ -273,10 +273,11 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     int tile = 0;
     if (big_groups * 100 < cus * p->small_pct)
         tile = p->tmwg && small_groups * 100 < cus * p->tiny_pct ? 2 : 1;
-    if (tile == 0 && g->k > 0 && p->skg && !(f64 ? p->async64 : p->async)) {
-        size_t waves = cus * p->skg, rest = big_groups % waves;
+    unsigned skg = f64 ? p->skg64 : p->skg, sk_fill = f64 ? p->sk_fill64 : p->sk_fill;
+    if (tile == 0 && g->k > 0 && skg) {
+        size_t waves = cus * skg, rest = big_groups % waves;
         const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
-        if (rest && rest * 100 < waves * p->sk_fill)
+        if (rest && rest * 100 < waves * sk_fill)
             return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big);
     }
     const char *name = names[tile][g->trans_a][g->trans_b];

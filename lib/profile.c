@@ -41,20 +41,22 @@ static const gpumat__profile profiles[] = {
      * groups per SM when the last wave is under 80% full (round 5: 3072^3
      * 36.8 -> 48.5, 5120^3 44.3 -> 49.0, 8192^3 49.2 -> 49.7; round 6,
      * after the fetch change: 73-76% full gain 1%, 4096^3's 88% loses 1.3%,
-     * 2048^3's 97% 6%). */
+     * 2048^3's 97% 6%).  Doubles over waves of one group per SM when the
+     * last is under 60% full, the split part register-staged (round 7:
+     * dgemm 3072^3 18.0 -> 20.2, 4097^3 16.5 -> 17.7; 76-94% full lose). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -68,7 +70,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -131,6 +133,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
      * direct-copy pipeline's ASYNC copies of its own layouts instead. */
     uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg)
                               : (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
+    uint64_t sk32 = g->skg ? (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8) : 0;
+    if (big32 < sk32)
+        big32 = sk32;
     uint64_t small32 = (uint64_t)g->slbuf * g->skwg * (g->smwg + g->snwg + 8);
     uint64_t tiny32 = (uint64_t)g->lbuf * g->skwg * (g->tmwg + g->tnwg + 8);
     if (small32 < tiny32)
@@ -138,6 +143,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
     uint64_t big64 = g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64)
                                 : (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
+    uint64_t sk64 = g->skg64 ? (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8) : 0;
+    if (big64 < sk64)
+        big64 = sk64;
     uint64_t small64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->smwg + g->snwg + 8);
     uint64_t tiny64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->tmwg + g->tnwg + 8);
     if (small64 < tiny64)
@@ -278,6 +286,8 @@ static const struct {
     {"CKC", offsetof(gpumat__profile, gemm.ckc)},
     {"SKG", offsetof(gpumat__profile, gemm.skg)},
     {"SKFILL", offsetof(gpumat__profile, gemm.sk_fill)},
+    {"SKG64", offsetof(gpumat__profile, gemm.skg64)},
+    {"SKFILL64", offsetof(gpumat__profile, gemm.sk_fill64)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -302,7 +312,9 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.cvw) ||
            offset == offsetof(gpumat__profile, gemm.ckc) ||
            offset == offsetof(gpumat__profile, gemm.skg) ||
-           offset == offsetof(gpumat__profile, gemm.sk_fill);
+           offset == offsetof(gpumat__profile, gemm.sk_fill) ||
+           offset == offsetof(gpumat__profile, gemm.skg64) ||
+           offset == offsetof(gpumat__profile, gemm.sk_fill64);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

@@ -64,14 +64,16 @@ static gemm_group g_groups[] = {
      * compute units idle (SMALLPCT), and the tiny ones when even small
      * tiles would (TINYPCT); force each kind on every shape.  Both are
      * host-side only: these groups reuse the nvidia-gpu build. */
-    {"native/nvidia-gpu big tiles only (SMALLPCT=1,SKFILL=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=1,SKFILL=0", 0, 0, NULL, GPUMAT_OK, ""},
-    /* Stream-K (host side too: SKFILL) wherever the big tiles leave the
-     * last wave of 2 groups per compute unit partly idle: PoCL's 2 units
-     * give waves of 4, so one-tile shapes split k over up to 4 groups and
-     * larger ones run whole rows in the plain kernel first. */
-    {"native/nvidia-gpu stream-K (SKFILL=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE, "nvidia-gpu",
-     "SKFILL=100,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu big tiles only (SMALLPCT=1,SKFILL=0,SKFILL64=0)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=1,SKFILL=0,SKFILL64=0", 0, 0, NULL, GPUMAT_OK, ""},
+    /* Stream-K (host side too: SKFILL, SKFILL64) wherever the big tiles
+     * leave the last wave partly idle: PoCL's 2 units give waves of 4
+     * float groups (SKG 2) and 2 double ones (SKG64 1, its split part
+     * register-staged beside the direct-copy plain kernel), so one-tile
+     * shapes split k over up to 4 groups and larger ones run whole rows in
+     * the plain kernel first. */
+    {"native/nvidia-gpu stream-K (SKFILL=100,SKFILL64=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SKFILL=100,SKFILL64=100,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096)", GPUMAT_GEMM_NATIVE,
