@@ -111,8 +111,11 @@ typedef struct gpumat__gemm_params {
      * big tiles fill less than sk_fill% of their last wave of S split that
      * wave's tiles along k; skg64, sk_fill64: the same for the double big
      * tile.  The split part runs the register-staged form of the tile, also
-     * where the plain kernels are the direct-copy pipeline.  Host side. */
-    unsigned skg, sk_fill, skg64, sk_fill64;
+     * where the plain kernels are the direct-copy pipeline.  sk_min: a
+     * product too small to give every unit a big tile (small_pct) still
+     * takes the big tile, all of it split along k, when each of the S
+     * groups then gets at least sk_min K steps (0: never).  Host side. */
+    unsigned skg, sk_fill, skg64, sk_fill64, sk_min;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

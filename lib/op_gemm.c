@@ -273,18 +273,35 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     int tile = 0;
     if (big_groups * 100 < cus * p->small_pct)
         tile = p->tmwg && small_groups * 100 < cus * p->tiny_pct ? 2 : 1;
-    unsigned skg = f64 ? p->skg64 : p->skg, sk_fill = f64 ? p->sk_fill64 : p->sk_fill;
-    if (tile == 0 && g->k > 0 && skg) {
-        size_t waves = cus * skg, rest = big_groups % waves;
-        const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
-        if (rest && rest * 100 < waves * sk_fill)
-            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big);
-    }
     const char *name = names[tile][g->trans_a][g->trans_b];
     unsigned mwg = tile == 2 ? p->tmwg : tile ? p->smwg : bmwg;
     unsigned nwg = tile == 2 ? p->tnwg : tile ? p->snwg : bnwg;
     unsigned mdimc = tile == 2 ? p->tmdimc : tile ? p->smdimc : bmdimc;
     unsigned ndimc = tile == 2 ? p->tndimc : tile ? p->sndimc : bndimc;
+    /* Stream-K: the big tiles' last wave split along k (tail), or a
+     * product handed to the small or tiny tiles on the big tile with all
+     * of it split (whole), when each of the S groups still gets SKMIN K
+     * steps and the small tiles would either run more than one wave while
+     * the big ones waste at most 15% on edges, or fill under 80% of the
+     * device on a long k (2 SKMIN steps).  H100, gemm-notes round 7:
+     * sgemm 768^3 18.4 -> 23.7 TFLOP/s, 1023x777x1531 21.4 -> 26.0,
+     * 300x300x8000 6.3 -> 15.0; dgemm 1024^3 14.1 -> 16.0; while 704^3
+     * (16% edge waste, 121 small groups) and 8192x64x8192 (half of every
+     * big tile wasted) keep their small tiles. */
+    unsigned skg = f64 ? p->skg64 : p->skg, sk_fill = f64 ? p->sk_fill64 : p->sk_fill;
+    if (g->k > 0 && skg) {
+        size_t waves = cus * skg, rest = big_groups % waves;
+        const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
+        size_t steps = (g->k + big[2] - 1) / big[2], per_group = big_groups * steps / waves;
+        size_t groups = gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
+        bool edges_ok = (double)g->m * g->n * 100 >= 85.0 * big_groups * bmwg * bnwg;
+        bool tail = tile == 0 && rest && rest * 100 < waves * sk_fill;
+        bool whole = tile != 0 && rest && p->sk_min &&
+                     ((groups > cus && edges_ok && per_group >= p->sk_min) ||
+                      (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min));
+        if (tail || whole)
+            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big);
+    }
     size_t local[2] = {ndimc, mdimc};
     size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,
                         gpumat__round_up(g->m, mwg) / mwg * mdimc};

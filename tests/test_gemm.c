@@ -74,10 +74,18 @@ static gemm_group g_groups[] = {
      * the plain kernel first. */
     {"native/nvidia-gpu stream-K (SKFILL=100,SKFILL64=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SKFILL=100,SKFILL64=100,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0", 0, 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096", 0, 0, NULL, GPUMAT_OK, ""},
+    /* SKMIN=0: products the host hands to the small and tiny tiles stay
+     * there instead of going to the big tile with stream-K. */
+    {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0,SKMIN=0)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096,SKMIN=0)", GPUMAT_GEMM_NATIVE,
+     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
+    /* And the other way: every product sent to the small tiles that has
+     * at least one K step per stream-K group (SKMIN=1) runs on the big
+     * tile split along k instead, from the first row of tiles or after
+     * those that fill whole waves. */
+    {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1", 0, 0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
      * kernels forced on every shape (packed in passes of 64 values of k,
      * so that K up to 257 takes up to 5 passes, the last partial), and
