@@ -114,7 +114,8 @@ typedef struct gpumat__gemm_params {
      * where the plain kernels are the direct-copy pipeline.  sk_min: a
      * product too small to give every unit a big tile (small_pct) still
      * takes the big tile, all of it split along k, when each of the S
-     * groups then gets at least sk_min K steps (0: never).  Host side. */
+     * groups then gets at least sk_min K steps and the small tiles would
+     * do worse (op_gemm.c; 0: never).  Host side. */
     unsigned skg, sk_fill, skg64, sk_fill64, sk_min;
 } gpumat__gemm_params;
 
