@@ -283,8 +283,8 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
      * of it split (whole), when each of the S groups still gets SKMIN K
      * steps and the small tiles would either give some compute unit a
      * second group while the big ones waste at most 15% on edges, or fill
-     * under 80% of the compute units on a long k (2 SKMIN steps).  H100, gemm-notes round 7:
-     * sgemm 768^3 18.4 -> 23.7 TFLOP/s, 1023x777x1531 21.4 -> 26.0,
+     * under 80% of the compute units on a long k (2 SKMIN steps).  H100,
+     * gemm-notes round 7: sgemm 768^3 18.4 -> 23.7 TFLOP/s, 1023x777x1531 21.4 -> 26.0,
      * 300x300x8000 6.3 -> 15.0; dgemm 1024^3 14.1 -> 16.0; while 704^3
      * (16% edge waste, 121 small groups) and 8192x64x8192 (half of every
      * big tile wasted) keep their small tiles. */

@@ -133,22 +133,22 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
     /* LBUF copies of the KWG x (MWG+4) and KWG x (NWG+4) local tiles
      * (cl/gemm.cl pads each row by 4), for floats and for doubles; the
-     * direct-copy pipeline's ASYNC copies of its own layouts instead. */
-    uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg)
-                              : (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
-    uint64_t sk32 = g->skg ? (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8) : 0;
-    if (big32 < sk32)
-        big32 = sk32;
+     * direct-copy pipeline's ASYNC copies of its own layouts instead, or
+     * both where stream-K runs the register-staged tile beside it. */
+    uint64_t staged32 = (uint64_t)g->lbuf * g->kwg * (g->mwg + g->nwg + 8);
+    uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg) : staged32;
+    if (g->skg && big32 < staged32)
+        big32 = staged32;
     uint64_t small32 = (uint64_t)g->slbuf * g->skwg * (g->smwg + g->snwg + 8);
     uint64_t tiny32 = (uint64_t)g->lbuf * g->skwg * (g->tmwg + g->tnwg + 8);
     if (small32 < tiny32)
         small32 = tiny32;
     uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
-    uint64_t big64 = g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64)
-                                : (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
-    uint64_t sk64 = g->skg64 ? (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8) : 0;
-    if (big64 < sk64)
-        big64 = sk64;
+    uint64_t staged64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
+    uint64_t big64 =
+        g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64) : staged64;
+    if (g->skg64 && big64 < staged64)
+        big64 = staged64;
     uint64_t small64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->smwg + g->snwg + 8);
     uint64_t tiny64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->tmwg + g->tnwg + 8);
     if (small64 < tiny64)

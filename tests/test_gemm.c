@@ -80,10 +80,10 @@ static gemm_group g_groups[] = {
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096,SKMIN=0)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
-    /* And the other way: every product sent to the small tiles that has
-     * at least one K step per stream-K group (SKMIN=1) runs on the big
-     * tile split along k instead, from the first row of tiles or after
-     * those that fill whole waves. */
+    /* And the other way: with SKMIN=1 the products sent to the small
+     * tiles run on the big tile split along k wherever op_gemm.c's edge
+     * and fill conditions allow (one K step per stream-K group is enough),
+     * from the first row of tiles or after those that fill whole waves. */
     {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1)",
      GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1", 0, 0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
