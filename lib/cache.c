@@ -353,11 +353,18 @@ cl_program gpumat__cache_load(gpumat_context *ctx, const gpumat__cache_entry *en
     unsigned char *data = read_entry(entry, &binary_len);
     if (!data)
         return NULL;
-    const unsigned char *binary = data + HEADER_SIZE + entry->key_len;
-    cl_int binary_status = CL_INVALID_BINARY, err;
-    cl_program program = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &binary_len,
-                                                   &binary, &binary_status, &err);
+    cl_program program =
+        gpumat__program_from_binary(ctx, data + HEADER_SIZE + entry->key_len, binary_len, options);
     free(data);
+    return program;
+}
+
+cl_program gpumat__program_from_binary(gpumat_context *ctx, const unsigned char *binary,
+                                       size_t size, const char *options)
+{
+    cl_int binary_status = CL_INVALID_BINARY, err;
+    cl_program program = clCreateProgramWithBinary(ctx->cl_ctx, 1, &ctx->device, &size,
+                                                   &binary, &binary_status, &err);
     if (err != CL_SUCCESS || binary_status != CL_SUCCESS) {
         if (program)
             clReleaseProgram(program);
@@ -375,7 +382,7 @@ cl_program gpumat__cache_load(gpumat_context *ctx, const gpumat__cache_entry *en
 /* This device's binary of the program, malloc'd; NULL if there is none.
  * A wrapped cl_context may hold several devices, and the binary arrays have
  * one slot per device of the program. */
-static unsigned char *program_binary(gpumat_context *ctx, cl_program program, size_t *size)
+unsigned char *gpumat__program_binary(gpumat_context *ctx, cl_program program, size_t *size)
 {
     cl_uint count = 0;
     if (clGetProgramInfo(program, CL_PROGRAM_NUM_DEVICES, sizeof count, &count, NULL) !=
@@ -423,7 +430,7 @@ void gpumat__cache_store(gpumat_context *ctx, const gpumat__cache_entry *entry,
                          cl_program program)
 {
     size_t binary_len = 0;
-    unsigned char *binary = program_binary(ctx, program, &binary_len);
+    unsigned char *binary = gpumat__program_binary(ctx, program, &binary_len);
     if (!binary)
         return;
 

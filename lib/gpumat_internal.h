@@ -117,6 +117,10 @@ typedef struct gpumat__gemm_params {
      * groups then gets at least sk_min K steps and the small tiles would
      * do worse (op_gemm.c; 0: never).  Host side. */
     unsigned skg, sk_fill, skg64, sk_fill64, sk_min;
+    /* NVIDIA's own compiler on sm_90 or newer only: 0, or how many of the
+     * last k's products of the float big tile's K loop move past the
+     * step's second barrier in the compiled PTX (ptx_tail.c, program.c). */
+    unsigned nv_tail;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -367,6 +371,27 @@ cl_program gpumat__cache_load(gpumat_context *ctx, const gpumat__cache_entry *en
  * ignored. */
 void gpumat__cache_store(gpumat_context *ctx, const gpumat__cache_entry *entry,
                          cl_program program);
+
+/* A program built from a binary for ctx's device, or NULL for any
+ * problem (rejected binary, failed build); records no error. */
+cl_program gpumat__program_from_binary(gpumat_context *ctx, const unsigned char *binary,
+                                       size_t size, const char *options);
+
+/* This device's binary of a built program (malloc'd, *size bytes), or NULL. */
+unsigned char *gpumat__program_binary(gpumat_context *ctx, cl_program program, size_t *size);
+
+/* ---- ptx_tail.c: a scheduling pass over NVIDIA's PTX ----------------------- */
+
+/* In each kernel of `kernels` found in the PTX text ptx[0, len), moves the
+ * last `count` products (fma.rn.f32) of the K loop's block to after the
+ * barrier that opens the block's join, where they overlap the wait for the
+ * next step's first local reads.  Returns the rewritten text (malloc'd,
+ * *out_len bytes) with *rewritten kernels changed, or NULL when no kernel
+ * has the shape that makes the move safe (ptx_tail.c says which).  Pure
+ * text; used only on what NVIDIA's compiler built (program.c). */
+char *gpumat__ptx_defer_products(const char *ptx, size_t len, const char *const *kernels,
+                                 size_t n_kernels, unsigned count, size_t *out_len,
+                                 unsigned *rewritten);
 
 /* A monotonic clock for the build statistics. */
 double gpumat__now_seconds(void);

@@ -165,6 +165,35 @@ static unsigned nv_sm(const gpumat_context *ctx)
     return major * 10 + (minor < 10 ? minor : 9);
 }
 
+/* The float GEMM program's big-tile kernels, rewritten by ptx_tail.c. */
+static const char *const deferred_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
+
+/* The program rebuilt from its PTX after ptx_tail.c's pass, or the program
+ * itself when the pass does not apply or any step fails: the pass only
+ * reschedules, so the original is always a correct fallback. */
+static cl_program defer_products(gpumat_context *ctx, cl_program program, const char *options,
+                                 unsigned count)
+{
+    size_t len = 0, out_len = 0;
+    unsigned rewritten = 0;
+    unsigned char *ptx = gpumat__program_binary(ctx, program, &len);
+    char *text = ptx ? gpumat__ptx_defer_products((const char *)ptx, len, deferred_kernels,
+                                                  sizeof deferred_kernels /
+                                                      sizeof deferred_kernels[0],
+                                                  count, &out_len, &rewritten)
+                     : NULL;
+    free(ptx);
+    if (!text)
+        return program;
+    cl_program rebuilt =
+        gpumat__program_from_binary(ctx, (const unsigned char *)text, out_len, options);
+    free(text);
+    if (!rebuilt)
+        return program;
+    clReleaseProgram(program);
+    return rebuilt;
+}
+
 /* The persistent cache first; the compiler when it has nothing usable, and
  * then the result goes back into the cache. */
 static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
@@ -178,13 +207,23 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     /* The profile's portable options, then those only NVIDIA's compiler
      * takes (empty elsewhere), then the element type. */
     char vendor[128], own[sizeof ctx->build_options];
-    char options[sizeof own + sizeof vendor + 64];
-    gpumat__profile_vendor_options(&ctx->profile, nv_sm(ctx), dtype == GPUMAT_F64, vendor,
+    char options[sizeof own + sizeof vendor + 96];
+    unsigned sm = nv_sm(ctx);
+    gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
     program_options(ctx->build_options, text, dtype == GPUMAT_F64, own, sizeof own);
-    snprintf(options, sizeof options, "%s%s%s %s%s", own, vendor[0] ? " " : "",
+    /* ptx_tail.c's pass: measured on sm_90 only.  Its count joins the
+     * options (the source ignores the macro) so that cached binaries with
+     * and without it never mix. */
+    unsigned tail = id == GPUMAT__PROGRAM_GEMM && dtype == GPUMAT_F32 && sm >= 90
+                        ? ctx->profile.gemm.nv_tail
+                        : 0;
+    char tail_option[40] = "";
+    if (tail)
+        snprintf(tail_option, sizeof tail_option, " -DGPUMAT_NV_TAIL=%u", tail);
+    snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
-             id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "");
+             id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", tail_option);
 
     double start = gpumat__now_seconds();
     gpumat__cache_entry entry;
@@ -195,6 +234,8 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
         ctx->build_stats.cache_hits++;
     } else {
         status = compile(ctx, name, text, dtype, options, &program);
+        if (status == GPUMAT_OK && tail)
+            program = defer_products(ctx, program, options, tail);
         if (status == GPUMAT_OK) {
             ctx->build_stats.cache_misses++;
             if (cached)
