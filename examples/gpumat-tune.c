@@ -7,8 +7,9 @@
  *               [--seed N] [--dry-run]
  *
  * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE).
- * Candidates: the shipped parameters of the device's profile and of every
- * other profile, a few fixed blockings, then --budget (default 24) random
+ * Candidates: the shipped parameters of the device's profile (on NVIDIA
+ * GPUs also without the library's pass over the compiled PTX, NVTAIL=0) and
+ * of every other profile, a few fixed blockings, then --budget (default 24) random
  * ones, until --seconds (default 600; 0: no limit) have passed.  Each
  * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
  * created; the library refuses blockings the device cannot run, and those
@@ -46,10 +47,17 @@
  * LBUF64) is never varied, since the search times float products; KWG64
  * only changes where the small tile (which double shares) needs it. */
 enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64, LBUF, MSUB, NSUB,
-       MWG64, NWG64, MDIMC64, NDIMC64, NPARAM, FIRST_OPTIONAL = KWG64 };
+       MWG64, NWG64, MDIMC64, NDIMC64, NOTAIL, NPARAM, FIRST_OPTIONAL = KWG64 };
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
-    "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64"};
+    "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
+    "NVTAIL"};
+
+/* NOTAIL is a flag, not a value: 1 sets NVTAIL=0 (no pass over NVIDIA's
+ * PTX, lib/ptx_tail.c), 0 leaves NVTAIL to the profile.  The pass is not in
+ * the build options, so the search cannot read its shipped value; it tries
+ * the shipped parameters without it as one more candidate on NVIDIA GPUs,
+ * where its gain depends on the driver's compiler. */
 
 /* SMALLPCT is not among the build options, so the tool cannot read the
  * profile's value; 0 leaves it to the profile (100 in every shipped one). */
@@ -101,7 +109,7 @@ static void spec_of(const params *p, char *buf, size_t size)
     for (int i = 0; i < NPARAM; ++i)
         if (p->v[i] && len < size)
             len += (size_t)snprintf(buf + len, size - len, "%s%s=%u", len ? "," : "",
-                                    param_names[i], p->v[i]);
+                                    param_names[i], i == NOTAIL ? 0 : p->v[i]);
 }
 
 /* "64x64x16/8x8 s32x32/8x8 L2 g1x8 p200": tile, small tile, LBUF, MSUB x
@@ -116,7 +124,9 @@ static void short_of(const params *p, char *buf, size_t size)
     if (v[MSUB] && v[NSUB] && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " g%ux%u", v[MSUB], v[NSUB]);
     if (v[SMALLPCT] && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " p%u", v[SMALLPCT]);
+        n += snprintf(buf + n, size - (size_t)n, " p%u", v[SMALLPCT]);
+    if (v[NOTAIL] && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " t0");
 }
 
 static int same_params(const params *a, const params *b)
@@ -151,7 +161,7 @@ static int params_from_options(const char *options, params *p)
 {
     memset(p, 0, sizeof *p);
     for (int i = 0; i < NPARAM; ++i) {
-        if (i == SMALLPCT)
+        if (i == SMALLPCT || i == NOTAIL)
             continue;
         char key[32];
         snprintf(key, sizeof key, "-D%s=", param_names[i]);
@@ -728,7 +738,7 @@ int main(int argc, char **argv)
         printf("profile: %s; seed %llu; %u random candidates; no time limit\n", profile,
                cfg.seed, cfg.budget);
     printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
-           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT\n");
+           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, t0: NVTAIL=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The shortlist: shipped parameters of this profile and of the others
@@ -737,6 +747,11 @@ int main(int argc, char **argv)
     static candidate list[MAX_CANDIDATES];
     size_t count = 0;
     add(list, &count, &shipped, "shipped");
+    if (dev.vendor == GPUMAT_VENDOR_NVIDIA && dev.type == GPUMAT_DEVICE_GPU) {
+        params untailed = shipped;
+        untailed.v[NOTAIL] = 1;
+        add(list, &count, &untailed, "NVTAIL=0");
+    }
     static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
                                            "cpu"};
     for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
