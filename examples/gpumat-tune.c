@@ -8,7 +8,8 @@
  *
  * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE).
  * Candidates: the shipped parameters of the device's profile (on NVIDIA
- * GPUs also without the library's pass over the compiled PTX, NVTAIL=0) and
+ * GPUs also without the library's passes over the compiled PTX, NVTAIL=0
+ * and NVSKEW=0) and
  * of every other profile, a few fixed blockings, then --budget (default 24) random
  * ones, until --seconds (default 600; 0: no limit) have passed.  Each
  * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
@@ -53,11 +54,11 @@ static const char *const param_names[NPARAM] = {
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
     "NVTAIL"};
 
-/* NOTAIL is a flag, not a value: 1 sets NVTAIL=0 (no pass over NVIDIA's
- * PTX, lib/ptx_tail.c), 0 leaves NVTAIL to the profile.  The pass is not in
- * the build options, so the search cannot read its shipped value; it tries
- * the shipped parameters without it as one more candidate on NVIDIA GPUs,
- * where its gain depends on the driver's compiler. */
+/* NOTAIL is a flag, not a value: 1 sets NVTAIL=0 and NVSKEW=0 (no passes
+ * over NVIDIA's PTX, lib/nv_ptx.c), 0 leaves both to the profile.  They are
+ * not in the build options, so the search cannot read their shipped values;
+ * it tries the shipped parameters without them as one more candidate on
+ * NVIDIA GPUs, where their gain depends on the driver's compiler. */
 
 /* SMALLPCT is not among the build options, so the tool cannot read the
  * profile's value; 0 leaves it to the profile (100 in every shipped one). */
@@ -108,8 +109,10 @@ static void spec_of(const params *p, char *buf, size_t size)
     buf[0] = '\0';
     for (int i = 0; i < NPARAM; ++i)
         if (p->v[i] && len < size)
-            len += (size_t)snprintf(buf + len, size - len, "%s%s=%u", len ? "," : "",
-                                    param_names[i], i == NOTAIL ? 0 : p->v[i]);
+            len += i == NOTAIL ? (size_t)snprintf(buf + len, size - len, "%sNVTAIL=0,NVSKEW=0",
+                                                  len ? "," : "")
+                               : (size_t)snprintf(buf + len, size - len, "%s%s=%u",
+                                                  len ? "," : "", param_names[i], p->v[i]);
 }
 
 /* "64x64x16/8x8 s32x32/8x8 L2 g1x8 p200": tile, small tile, LBUF, MSUB x
@@ -126,7 +129,7 @@ static void short_of(const params *p, char *buf, size_t size)
     if (v[SMALLPCT] && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " p%u", v[SMALLPCT]);
     if (v[NOTAIL] && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " t0");
+        snprintf(buf + n, size - (size_t)n, " nv0");
 }
 
 static int same_params(const params *a, const params *b)
@@ -738,7 +741,7 @@ int main(int argc, char **argv)
         printf("profile: %s; seed %llu; %u random candidates; no time limit\n", profile,
                cfg.seed, cfg.budget);
     printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
-           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, t0: NVTAIL=0\n");
+           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVSKEW=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The shortlist: shipped parameters of this profile and of the others
@@ -750,7 +753,7 @@ int main(int argc, char **argv)
     if (dev.vendor == GPUMAT_VENDOR_NVIDIA && dev.type == GPUMAT_DEVICE_GPU) {
         params untailed = shipped;
         untailed.v[NOTAIL] = 1;
-        add(list, &count, &untailed, "NVTAIL=0");
+        add(list, &count, &untailed, "no PTX pass");
     }
     static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
                                            "cpu"};

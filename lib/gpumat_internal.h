@@ -119,8 +119,10 @@ typedef struct gpumat__gemm_params {
     unsigned skg, sk_fill, skg64, sk_fill64, sk_min;
     /* NVIDIA's own compiler on sm_90 or newer only: 0, or how many of the
      * last k's products of the float big tile's K loop move past the
-     * step's second barrier in the compiled PTX (ptx_tail.c, program.c). */
-    unsigned nv_tail;
+     * step's second barrier in the compiled PTX; nv_skew: 0, or how many
+     * bytes the second half of the NN kernel's transposed A tile moves up
+     * there, which makes its stores conflict-free (nv_ptx.c, program.c). */
+    unsigned nv_tail, nv_skew;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -380,18 +382,29 @@ cl_program gpumat__program_from_binary(gpumat_context *ctx, const unsigned char 
 /* This device's binary of a built program (malloc'd, *size bytes), or NULL. */
 unsigned char *gpumat__program_binary(gpumat_context *ctx, cl_program program, size_t *size);
 
-/* ---- ptx_tail.c: a scheduling pass over NVIDIA's PTX ----------------------- */
+/* ---- nv_ptx.c: passes over NVIDIA's PTX ------------------------------------ */
 
 /* In each kernel of `kernels` found in the PTX text ptx[0, len), moves the
  * last `count` products (fma.rn.f32) of the K loop's block to after the
  * barrier that opens the block's join, where they overlap the wait for the
  * next step's first local reads.  Returns the rewritten text (malloc'd,
  * *out_len bytes) with *rewritten kernels changed, or NULL when no kernel
- * has the shape that makes the move safe (ptx_tail.c says which).  Pure
+ * has the shape that makes the move safe (nv_ptx.c says which).  Pure
  * text; used only on what NVIDIA's compiler built (program.c). */
 char *gpumat__ptx_defer_products(const char *ptx, size_t len, const char *const *kernels,
                                  size_t n_kernels, unsigned count, size_t *out_len,
                                  unsigned *rewritten);
+
+/* In kernel `kernel`, moves rows rows/2 .. rows-1 of its local array
+ * `array` (rows x row_bytes, written by `pieces` store bases of four rows
+ * each) `skew` bytes up: the array grows, the stores of work-items whose
+ * chunk of rows is 2 or 3 (bit 1 of tid.x) and the K loop's reads of those
+ * rows move with them, so that a warp's transposed stores hit every bank
+ * once.  Returns the new text (malloc'd, *out_len bytes) or NULL when the
+ * kernel does not have exactly that shape (nv_ptx.c says how it checks). */
+char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, const char *array,
+                            unsigned rows, unsigned row_bytes, unsigned pieces, unsigned skew,
+                            size_t *out_len);
 
 /* A monotonic clock for the build statistics. */
 double gpumat__now_seconds(void);

@@ -165,31 +165,118 @@ static unsigned nv_sm(const gpumat_context *ctx)
     return major * 10 + (minor < 10 ? minor : 9);
 }
 
-/* The float GEMM program's big-tile kernels, rewritten by ptx_tail.c. */
-static const char *const deferred_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
+/* The float GEMM program's big-tile kernels, which nv_ptx.c's passes edit
+ * (the A-tile skew only in gemm_nn, the one NN kernel). */
+static const char *const nv_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
 
-/* The program rebuilt from its PTX after ptx_tail.c's pass, or the program
- * itself when the pass does not apply or any step fails: the pass only
- * reschedules, so the original is always a correct fallback. */
-static cl_program defer_products(gpumat_context *ctx, cl_program program, const char *options,
-                                 unsigned count)
+/* Do programs a and b compute bit-identical products with every kernel of
+ * nv_kernels?  The passes only move instructions and local addresses, so
+ * any difference means one misread the PTX.  200^3: whole and edge tiles,
+ * twelve whole K steps and an edge one. */
+static bool same_products(gpumat_context *ctx, cl_program a, cl_program b)
 {
+    enum { S = 200 };
+    const gpumat__gemm_params *g = &ctx->profile.gemm;
+    const size_t count = (size_t)S * S, bytes = count * sizeof(cl_float);
+    cl_float *host = malloc(4 * bytes); /* A, B, then C from a and from b */
+    if (!host)
+        return false;
+    uint32_t seed = 12345;
+    for (size_t i = 0; i < 2 * count; ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        host[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
+    }
+    cl_int err = CL_SUCCESS;
+    cl_mem buf[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4 && err == CL_SUCCESS; ++i)
+        buf[i] = clCreateBuffer(ctx->cl_ctx,
+                                i < 2 ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE,
+                                bytes, i < 2 ? host + i * count : NULL, &err);
+    const cl_int n = S;
+    const cl_float alpha = 1.5f, beta = 0;
+    const size_t local[2] = {g->ndimc, g->mdimc};
+    const size_t global[2] = {(S + g->nwg - 1) / g->nwg * g->ndimc,
+                              (S + g->mwg - 1) / g->mwg * g->mdimc};
+    bool same = err == CL_SUCCESS;
+    for (size_t k = 0; same && k < sizeof nv_kernels / sizeof nv_kernels[0]; ++k) {
+        for (int side = 0; same && side < 2; ++side) {
+            cl_kernel kernel = clCreateKernel(side ? b : a, nv_kernels[k], &err);
+            const void *args[11] = {&n, &n,      &n, &alpha, &beta,          &buf[0],
+                                    &n, &buf[1], &n, &buf[2 + side], &n};
+            const size_t sizes[11] = {sizeof n, sizeof n,      sizeof n, sizeof alpha,
+                                      sizeof beta, sizeof(cl_mem), sizeof n, sizeof(cl_mem),
+                                      sizeof n, sizeof(cl_mem), sizeof n};
+            for (cl_uint i = 0; err == CL_SUCCESS && i < 11; ++i)
+                err = clSetKernelArg(kernel, i, sizes[i], args[i]);
+            /* The read waits on the product's event: a wrapped queue may
+             * be out of order. */
+            cl_event done = NULL;
+            if (err == CL_SUCCESS)
+                err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, NULL, global, local, 0, NULL,
+                                             &done);
+            if (err == CL_SUCCESS)
+                err = clEnqueueReadBuffer(ctx->queue, buf[2 + side], CL_TRUE, 0, bytes,
+                                          host + (2 + side) * count, 1, &done, NULL);
+            if (done)
+                clReleaseEvent(done);
+            if (kernel)
+                clReleaseKernel(kernel);
+            same = err == CL_SUCCESS;
+        }
+        same = same && memcmp(host + 2 * count, host + 3 * count, bytes) == 0;
+    }
+    for (int i = 0; i < 4; ++i)
+        if (buf[i])
+            clReleaseMemObject(buf[i]);
+    free(host);
+    return same;
+}
+
+/* The program rebuilt from its PTX after nv_ptx.c's passes (tail: products
+ * moved, skew: bytes the NN kernel's second half of A moves), or the
+ * program itself when no pass applies, the rebuild fails or the products
+ * differ in any bit: the original is always a correct fallback. */
+static cl_program nv_passes(gpumat_context *ctx, cl_program program, const char *options,
+                            unsigned tail, unsigned skew)
+{
+    const gpumat__gemm_params *g = &ctx->profile.gemm;
     size_t len = 0, out_len = 0;
     unsigned rewritten = 0;
-    unsigned char *ptx = gpumat__program_binary(ctx, program, &len);
-    char *text = ptx ? gpumat__ptx_defer_products((const char *)ptx, len, deferred_kernels,
-                                                  sizeof deferred_kernels /
-                                                      sizeof deferred_kernels[0],
-                                                  count, &out_len, &rewritten)
-                     : NULL;
-    free(ptx);
-    if (!text)
-        return program;
+    char *text = (char *)gpumat__program_binary(ctx, program, &len);
+    bool changed = false;
+    if (text && tail) {
+        char *next = gpumat__ptx_defer_products(text, len, nv_kernels,
+                                                sizeof nv_kernels / sizeof nv_kernels[0], tail,
+                                                &out_len, &rewritten);
+        if (next) {
+            free(text);
+            text = next;
+            len = out_len;
+            changed = true;
+        }
+    }
+    if (text && skew) {
+        unsigned pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc);
+        char *next = gpumat__ptx_skew_rows(text, len, "gemm_nn", "As", g->kwg,
+                                           (g->mwg + 4) * (unsigned)sizeof(cl_float), pieces,
+                                           skew, &out_len);
+        if (next) {
+            free(text);
+            text = next;
+            len = out_len;
+            changed = true;
+        }
+    }
     cl_program rebuilt =
-        gpumat__program_from_binary(ctx, (const unsigned char *)text, out_len, options);
+        changed ? gpumat__program_from_binary(ctx, (const unsigned char *)text, len, options)
+                : NULL;
     free(text);
     if (!rebuilt)
         return program;
+    if (!same_products(ctx, program, rebuilt)) {
+        clReleaseProgram(rebuilt);
+        return program;
+    }
     clReleaseProgram(program);
     return rebuilt;
 }
@@ -206,21 +293,26 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
 
     /* The profile's portable options, then those only NVIDIA's compiler
      * takes (empty elsewhere), then the element type. */
-    char vendor[128], own[sizeof ctx->build_options];
-    char options[sizeof own + sizeof vendor + 96];
+    char vendor[128], own[sizeof ctx->build_options], tail_option[64] = "";
+    char options[sizeof own + sizeof vendor + sizeof tail_option + 64];
     unsigned sm = nv_sm(ctx);
     gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
     program_options(ctx->build_options, text, dtype == GPUMAT_F64, own, sizeof own);
-    /* ptx_tail.c's pass: measured on sm_90 only.  Its count joins the
-     * options (the source ignores the macro) so that cached binaries with
-     * and without it never mix. */
-    unsigned tail = id == GPUMAT__PROGRAM_GEMM && dtype == GPUMAT_F32 && sm >= 90
-                        ? ctx->profile.gemm.nv_tail
-                        : 0;
-    char tail_option[40] = "";
-    if (tail)
-        snprintf(tail_option, sizeof tail_option, " -DGPUMAT_NV_TAIL=%u", tail);
+    /* nv_ptx.c's passes: measured on sm_90 only, for the register-staged
+     * big float tile with one local buffer.  The skew assumes its store map
+     * (16 rows in four chunks, the chunk in bit 1 of tid.x): depth 16 and a
+     * work-group width that is a multiple of 4.  Their parameters join the
+     * options (the source ignores the macros) so that cached binaries with
+     * and without them never mix. */
+    const gpumat__gemm_params *g = &ctx->profile.gemm;
+    bool nv_tile = id == GPUMAT__PROGRAM_GEMM && dtype == GPUMAT_F32 && sm >= 90 &&
+                   g->async < 2 && g->lbuf == 1;
+    unsigned tail = nv_tile ? g->nv_tail : 0;
+    unsigned skew = nv_tile && g->kwg == 16 && g->ndimc % 4 == 0 ? g->nv_skew : 0;
+    if (tail || skew)
+        snprintf(tail_option, sizeof tail_option, " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u",
+                 tail, skew);
     snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
              id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", tail_option);
@@ -234,8 +326,8 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
         ctx->build_stats.cache_hits++;
     } else {
         status = compile(ctx, name, text, dtype, options, &program);
-        if (status == GPUMAT_OK && tail)
-            program = defer_products(ctx, program, options, tail);
+        if (status == GPUMAT_OK && (tail || skew))
+            program = nv_passes(ctx, program, options, tail, skew);
         if (status == GPUMAT_OK) {
             ctx->build_stats.cache_misses++;
             if (cached)

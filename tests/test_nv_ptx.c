@@ -1,11 +1,14 @@
 /*
- * test_ptx_tail.c - lib/ptx_tail.c, the pass that moves the last products
- * of the GEMM K loop past the step's second barrier in NVIDIA's PTX.  It is
- * pure text, so it is tested here on PTX written to the shape NVIDIA's
- * compiler gives cl/gemm.cl's big tile: the exact rewrite where the move is
- * safe, the text untouched (NULL) wherever it would not be, and every byte
- * outside the moved lines kept.  (On the H100 the pass's output was checked
- * byte for byte against the hand-moved PTX of docs/gemm-notes.md round 8.)
+ * test_nv_ptx.c - lib/nv_ptx.c, the passes over NVIDIA's PTX of the GEMM
+ * big tile: moving the last products of the K loop past the step's second
+ * barrier, and skewing the second half of the transposed A tile.  They are
+ * pure text, so they are tested here on PTX written to the shape NVIDIA's
+ * compiler gives cl/gemm.cl's big tile: the exact rewrite where it is safe,
+ * the text untouched (NULL) wherever it would not be, and every byte outside
+ * the edited lines kept.  (On the H100 both passes' output was checked byte
+ * for byte against the hand-edited PTX of docs/gemm-notes.md round 8, and
+ * program.c keeps a rewritten program only when its products are
+ * bit-identical to the original's.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -219,13 +222,143 @@ static void test_refuses_missing_or_small(void **state)
     free(in);
 }
 
+/* ---- the A-tile skew ------------------------------------------------------ */
+
+#define ROW 528 /* (128 + 4) floats */
+
+typedef struct skew_shape {
+    unsigned declared_rows;  /* rows in the declaration (16) */
+    bool extra_use;          /* As's address also reaches a fifth register */
+    bool store_past_piece;   /* a store at row 4 of a piece */
+    bool names_taken;        /* the kernel already has a %rsk register */
+} skew_shape;
+
+static size_t skew_kernel(char *buf, skew_shape s)
+{
+    size_t at = add(buf, 0, "//\n.version 9.0\n.target sm_90\n.address_size 64\n\n");
+    at = add(buf, at, ".entry gemm_nn(\n\t.param .u32 gemm_nn_param_0\n)\n.reqntid 16, 8, 1\n{\n");
+    at = add(buf, at, "\t.reg .pred \t%%p<4>;\n\t.reg .f32 \t%%f<600>;\n\t.reg .b64 \t%%rd<40>;\n");
+    if (s.names_taken)
+        at = add(buf, at, "\t.reg .b32 \t%%rsk<2>;\n");
+    at = add(buf, at, "\t// demoted variable\n\t.shared .align 16 .b8 gemm_nn_$_As[%u];\n",
+             s.declared_rows * ROW);
+    at = add(buf, at, "\t// demoted variable\n\t.shared .align 16 .b8 gemm_nn_$_Bs[8448];\n\n");
+    at = add(buf, at, "\tmov.u64 \t%%rd10, gemm_nn_$_As;\n\tmov.u64 \t%%rd11, gemm_nn_$_Bs;\n");
+    for (int q = 0; q < 4; ++q) {
+        at = add(buf, at, "\tadd.s64 \t%%rd%d, %%rd10, %%rd%d;\n", 22 + q, 1 + q);
+        for (int v = 0; v < 4; ++v)
+            at = add(buf, at, v ? "\tst.shared.f32 \t[%%rd%d+%d], %%f%d;\n"
+                                : "\tst.shared.f32 \t[%%rd%d], %%f%d;\n",
+                     22 + q, v ? v * ROW : 4 * q + v, 4 * q + v);
+    }
+    if (s.store_past_piece)
+        at = add(buf, at, "\tst.shared.f32 \t[%%rd22+%d], %%f1;\n", 4 * ROW);
+    at = add(buf, at, "\tadd.s64 \t%%rd30, %%rd10, %%rd5;\n\tadd.s64 \t%%rd31, %%rd11, %%rd6;\n");
+    if (s.extra_use)
+        at = add(buf, at, "\tadd.s64 \t%%rd33, %%rd10, %%rd7;\n\tld.shared.f32 \t%%f590, [%%rd33];\n");
+    at = add(buf, at, "$L__BB0_2:\n");
+    for (int k = 0; k < 16; ++k) {
+        for (int i = 0; i < 4; ++i)
+            at = add(buf, at, "\tld.shared.v4.f32 \t{%%f%d, %%f%d, %%f%d, %%f%d}, [%%rd30+%d];\n",
+                     100 + 24 * k + 4 * i, 101 + 24 * k + 4 * i, 102 + 24 * k + 4 * i,
+                     103 + 24 * k + 4 * i, k * ROW + 128 * i);
+        for (int j = 0; j < 2; ++j)
+            at = add(buf, at, "\tld.shared.v4.f32 \t{%%f%d, %%f%d, %%f%d, %%f%d}, [%%rd31+%d];\n",
+                     116 + 24 * k + 4 * j, 117 + 24 * k + 4 * j, 118 + 24 * k + 4 * j,
+                     119 + 24 * k + 4 * j, k * ROW + 256 * j);
+        at = add(buf, at, "\tfma.rn.f32 \t%%f500, %%f%d, %%f%d, %%f500;\n", 100 + 24 * k, 116 + 24 * k);
+        at = add(buf, at, "\tfma.rn.f32 \t%%f501, %%f%d, %%f%d, %%f501;\n", 101 + 24 * k, 117 + 24 * k);
+    }
+    at = add(buf, at, "\tbar.sync \t0;\n\tst.shared.f32 \t[%%rd22], %%f1;\n\tbar.sync \t0;\n");
+    at = add(buf, at, "\t@%%p1 bra \t$L__BB0_2;\n\tret;\n}\n");
+    buf[at++] = '\0';
+    buf[at++] = '\0';
+    return at;
+}
+
+static void test_skews_second_half(void **state)
+{
+    (void)state;
+    char *in = malloc(PTX_SIZE);
+    assert_non_null(in);
+    size_t len = skew_kernel(in, (skew_shape){.declared_rows = 16}), out_len = 0;
+    char *out = gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 32, &out_len);
+    assert_non_null(out);
+    assert_int_equal(out[out_len - 1], '\0');
+    assert_int_equal(out[out_len - 2], '\0');
+    char **a, **b;
+    size_t na = lines_of(in, len, &a), nb = lines_of(out, out_len, &b);
+    /* 6 lines for the skew's registers and value, one add per store base. */
+    assert_int_equal(nb, na + 6 + 4);
+    assert_non_null(strstr(b[find_line(b, nb, 0, ".shared .align 16 .b8 gemm_nn_$_As[")],
+                           "gemm_nn_$_As[8480];"));
+    size_t decl = find_line(b, nb, 0, "gemm_nn_$_Bs[8448]");
+    assert_string_equal(b[decl + 1], "\t.reg .b32 \t%rsk<3>;");
+    assert_string_equal(b[decl + 3], "\tmov.u32 \t%rsk0, %tid.x;");
+    assert_string_equal(b[decl + 4], "\tand.b32 \t%rsk1, %rsk0, 2;");
+    assert_string_equal(b[decl + 5], "\tmul.lo.u32 \t%rsk2, %rsk1, 16;");
+    for (int q = 0; q < 4; ++q) {
+        char def[64], skewed[64];
+        snprintf(def, sizeof def, "add.s64 \t%%rd%d, %%rd10,", 22 + q);
+        snprintf(skewed, sizeof skewed, "\tadd.s64 \t%%rd%d, %%rd%d, %%rdsk0;", 22 + q, 22 + q);
+        assert_string_equal(b[find_line(b, nb, 0, def) + 1], skewed);
+    }
+    /* Reads of rows 0-7 unchanged, rows 8-15 32 bytes later; B's unchanged. */
+    for (int k = 0; k < 16; ++k)
+        for (int i = 0; i < 4; ++i) {
+            char old_addr[32], new_addr[32];
+            snprintf(old_addr, sizeof old_addr, "[%%rd30+%d];", k * ROW + 128 * i);
+            snprintf(new_addr, sizeof new_addr, "[%%rd30+%d];", k * ROW + 128 * i + (k >= 8 ? 32 : 0));
+            size_t ia = find_line(a, na, 0, old_addr);
+            size_t ib = find_line(b, nb, 0, new_addr);
+            /* the same registers loaded, only the address moved */
+            assert_int_equal(strcspn(a[ia], "["), strcspn(b[ib], "["));
+            assert_memory_equal(a[ia], b[ib], strcspn(a[ia], "["));
+        }
+    assert_int_equal(find_line(a, na, 0, "[%rd31+7920]") + 10, find_line(b, nb, 0, "[%rd31+7920]"));
+    free_lines(a, na);
+    free_lines(b, nb);
+    free(out);
+    free(in);
+}
+
+static void test_skew_refusals(void **state)
+{
+    (void)state;
+    static const skew_shape bad[] = {
+        {.declared_rows = 17},
+        {.declared_rows = 16, .extra_use = true},
+        {.declared_rows = 16, .store_past_piece = true},
+        {.declared_rows = 16, .names_taken = true},
+    };
+    char *in = malloc(PTX_SIZE);
+    assert_non_null(in);
+    size_t out_len = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        size_t len = skew_kernel(in, bad[i]);
+        if (gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 32, &out_len))
+            fail_msg("unsafe shape %zu was skewed", i);
+    }
+    size_t len = skew_kernel(in, (skew_shape){.declared_rows = 16});
+    /* Wrong piece count, another kernel, another array, a skew that breaks
+     * the 16-byte alignment of the reads, no skew. */
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 2, 32, &out_len));
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_tt", "As", 16, ROW, 4, 32, &out_len));
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "Cs", 16, ROW, 4, 32, &out_len));
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 8, &out_len));
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 0, &out_len));
+    free(in);
+}
+
 int main(void)
 {
-    tu_init("test_ptx_tail");
+    tu_init("test_nv_ptx");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_moves_last_products),
         cmocka_unit_test(test_refuses_unsafe_moves),
         cmocka_unit_test(test_refuses_missing_or_small),
+        cmocka_unit_test(test_skews_second_half),
+        cmocka_unit_test(test_skew_refusals),
     };
-    return cmocka_run_group_tests_name("ptx_tail", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("nv_ptx", tests, NULL, NULL);
 }
