@@ -48,13 +48,14 @@
  * LBUF64) is never varied, since the search times float products; KWG64
  * only changes where the small tile (which double shares) needs it. */
 enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64, LBUF, MSUB, NSUB,
-       MWG64, NWG64, MDIMC64, NDIMC64, NOTAIL, NPARAM, FIRST_OPTIONAL = KWG64 };
+       MWG64, NWG64, MDIMC64, NDIMC64, NVOFF, NPARAM, FIRST_OPTIONAL = KWG64 };
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
-    "NVTAIL"};
+    "NVTAIL=0,NVSKEW"};
 
-/* NOTAIL is a flag, not a value: 1 sets NVTAIL=0 and NVSKEW=0 (no passes
+/* NVOFF is a flag, not a value (its name above is spec_of's text for 1):
+ * 1 sets NVTAIL=0 and NVSKEW=0 (no passes
  * over NVIDIA's PTX, lib/nv_ptx.c), 0 leaves both to the profile.  They are
  * not in the build options, so the search cannot read their shipped values;
  * it tries the shipped parameters without them as one more candidate on
@@ -109,10 +110,8 @@ static void spec_of(const params *p, char *buf, size_t size)
     buf[0] = '\0';
     for (int i = 0; i < NPARAM; ++i)
         if (p->v[i] && len < size)
-            len += i == NOTAIL ? (size_t)snprintf(buf + len, size - len, "%sNVTAIL=0,NVSKEW=0",
-                                                  len ? "," : "")
-                               : (size_t)snprintf(buf + len, size - len, "%s%s=%u",
-                                                  len ? "," : "", param_names[i], p->v[i]);
+            len += (size_t)snprintf(buf + len, size - len, "%s%s=%u", len ? "," : "",
+                                    param_names[i], i == NVOFF ? 0 : p->v[i]);
 }
 
 /* "64x64x16/8x8 s32x32/8x8 L2 g1x8 p200": tile, small tile, LBUF, MSUB x
@@ -128,7 +127,7 @@ static void short_of(const params *p, char *buf, size_t size)
         n += snprintf(buf + n, size - (size_t)n, " g%ux%u", v[MSUB], v[NSUB]);
     if (v[SMALLPCT] && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " p%u", v[SMALLPCT]);
-    if (v[NOTAIL] && n > 0 && (size_t)n < size)
+    if (v[NVOFF] && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " nv0");
 }
 
@@ -164,7 +163,7 @@ static int params_from_options(const char *options, params *p)
 {
     memset(p, 0, sizeof *p);
     for (int i = 0; i < NPARAM; ++i) {
-        if (i == SMALLPCT || i == NOTAIL)
+        if (i == SMALLPCT || i == NVOFF)
             continue;
         char key[32];
         snprintf(key, sizeof key, "-D%s=", param_names[i]);
@@ -752,7 +751,7 @@ int main(int argc, char **argv)
     add(list, &count, &shipped, "shipped");
     if (dev.vendor == GPUMAT_VENDOR_NVIDIA && dev.type == GPUMAT_DEVICE_GPU) {
         params untailed = shipped;
-        untailed.v[NOTAIL] = 1;
+        untailed.v[NVOFF] = 1;
         add(list, &count, &untailed, "no PTX pass");
     }
     static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",

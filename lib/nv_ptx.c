@@ -195,25 +195,33 @@ static bool find_kernel(const text *t, const char *name, size_t *first, size_t *
     return false;
 }
 
+/* The K loop's block: lines [*start, *end) between labels, the one of
+ * kernel lines [first, last] with the most products; their count. */
+static size_t loop_block(const text *t, size_t first, size_t last, size_t *start, size_t *end)
+{
+    size_t best = 0;
+    for (size_t i = first; i <= last;) {
+        size_t j = i + 1, fmas = is_fma(t, i);
+        while (j <= last && !is_label(t, j))
+            fmas += is_fma(t, j++);
+        if (fmas > best) {
+            best = fmas;
+            *start = i;
+            *end = j;
+        }
+        i = j;
+    }
+    return best;
+}
+
 /* The rewrite of one kernel as three cut points: lines [a, b) (the products)
  * move to after line c.  false when the kernel does not have the expected
  * shape. */
 static bool plan(const text *t, size_t first, size_t last, unsigned count, size_t *a, size_t *b,
                  size_t *c)
 {
-    /* The block (label to label) with the most products. */
-    size_t best_start = 0, best_end = 0, best_fma = 0;
-    for (size_t i = first; i <= last;) {
-        size_t j = i + 1, fmas = is_fma(t, i);
-        while (j <= last && !is_label(t, j))
-            fmas += is_fma(t, j++);
-        if (fmas > best_fma) {
-            best_fma = fmas;
-            best_start = i;
-            best_end = j;
-        }
-        i = j;
-    }
+    size_t best_start = 0, best_end = 0;
+    size_t best_fma = loop_block(t, first, last, &best_start, &best_end);
     if (best_fma < 2u * count || best_end > last)
         return false;
     size_t lastf = best_end;
@@ -349,9 +357,10 @@ static bool first_operand(const text *t, size_t i, const char **reg, size_t *reg
     return *reg_len > 1 && r[0] == '%';
 }
 
+/* What happens to one line of the kernel (at most one edit each: a read,
+ * a store base's definition or the declaration). */
 typedef struct edit_line {
-    size_t line;
-    char text[160]; /* replacement, or "" to keep */
+    char text[160];  /* replacement, or "" to keep */
     char after[128]; /* inserted after it, or "" */
 } edit_line;
 
@@ -369,13 +378,13 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         return NULL;
     char *result = NULL;
     edit_line *edits = NULL;
-    size_t first, last, n_edits = 0;
+    size_t first, last;
     char symbol[128];
     snprintf(symbol, sizeof symbol, "%s_$_%s", kernel, array);
     size_t sym_len = strlen(symbol);
     if (!find_kernel(&t, kernel, &first, &last) || last - first + 1 > 1000000)
         goto done;
-    edits = calloc(last - first + 8, sizeof *edits);
+    edits = calloc(last - first + 1, sizeof *edits); /* by line - first */
     if (!edits)
         goto done;
     for (size_t i = first; i <= last; ++i) {
@@ -422,16 +431,8 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
 
     /* Every use of the address register: "add.s64 X, base, Y" (either
      * order); each X a store base or the read base. */
-    size_t s_blk = 0, e_blk = 0, best = 0;
-    for (size_t i = first; i <= last;) {
-        size_t j = i + 1, fmas = is_fma(&t, i);
-        while (j <= last && !is_label(&t, j))
-            fmas += is_fma(&t, j++);
-        if (fmas > best)
-            best = fmas, s_blk = i, e_blk = j;
-        i = j;
-    }
-    if (!best)
+    size_t s_blk = 0, e_blk = 0;
+    if (!loop_block(&t, first, last, &s_blk, &e_blk))
         goto done;
     unsigned stores = 0, reads = 0;
     for (size_t i = first; i <= last; ++i) {
@@ -463,8 +464,7 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
                        off < (long)(rows * row_bytes)) {
                 ++n_ld;
                 if (off >= (long)(rows / 2 * row_bytes)) {
-                    edit_line *ed = &edits[n_edits++];
-                    ed->line = j;
+                    edit_line *ed = &edits[j - first];
                     /* "...[%rdX+OFF]..." with OFF + skew */
                     const char *s = t.p + t.lines[j].start, *end = t.p + t.lines[j].end;
                     const char *open = memchr(s, '[', (size_t)(end - s));
@@ -481,8 +481,7 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         }
         if (n_st && !n_ld) {
             ++stores;
-            edit_line *ed = &edits[n_edits++];
-            ed->line = i;
+            edit_line *ed = &edits[i - first];
             snprintf(ed->after, sizeof ed->after, "\tadd.s64 \t%s, %s, %%rdsk0;", derived, derived);
         } else if (n_ld && !n_st) {
             ++reads;
@@ -499,8 +498,7 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         if (starts(&t, i, ".reg") || starts(&t, i, ".shared") || starts(&t, i, ".local"))
             decl_end = i;
     {
-        edit_line *ed = &edits[n_edits++];
-        ed->line = decl;
+        edit_line *ed = &edits[decl - first];
         char size[192];
         snprintf(size, sizeof size, "%s[%u];", symbol, rows * row_bytes + skew);
         size_t n;
@@ -511,15 +509,12 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
     }
 
     /* Assemble: every line, edited, plus the insertions. */
-    size_t cap = len + n_edits * 192 + 512, at = 0;
+    size_t cap = len + (last - first + 1) * sizeof *edits + 512, at = 0;
     result = malloc(cap);
     if (!result)
         goto done;
     for (size_t i = 0; i < t.count; ++i) {
-        const edit_line *ed = NULL;
-        for (size_t k = 0; k < n_edits; ++k)
-            if (edits[k].line == i)
-                ed = &edits[k];
+        const edit_line *ed = i >= first && i <= last ? &edits[i - first] : NULL;
         /* Lines are copied as bytes: NVIDIA's binary ends in NULs. */
         const char *from = ed && ed->text[0] ? ed->text : t.p + t.lines[i].start;
         size_t n = ed && ed->text[0] ? strlen(ed->text) : t.lines[i].end - t.lines[i].start;

@@ -293,8 +293,8 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
 
     /* The profile's portable options, then those only NVIDIA's compiler
      * takes (empty elsewhere), then the element type. */
-    char vendor[128], own[sizeof ctx->build_options], tail_option[64] = "";
-    char options[sizeof own + sizeof vendor + sizeof tail_option + 64];
+    char vendor[128], own[sizeof ctx->build_options], nv_option[64] = "";
+    char options[sizeof own + sizeof vendor + sizeof nv_option + 64];
     unsigned sm = nv_sm(ctx);
     gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
@@ -311,11 +311,11 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     unsigned tail = nv_tile ? g->nv_tail : 0;
     unsigned skew = nv_tile && g->kwg == 16 && g->ndimc % 4 == 0 ? g->nv_skew : 0;
     if (tail || skew)
-        snprintf(tail_option, sizeof tail_option, " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u",
+        snprintf(nv_option, sizeof nv_option, " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u",
                  tail, skew);
     snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
-             id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", tail_option);
+             id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", nv_option);
 
     double start = gpumat__now_seconds();
     gpumat__cache_entry entry;
