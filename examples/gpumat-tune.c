@@ -8,8 +8,8 @@
  *
  * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE).
  * Candidates: the shipped parameters of the device's profile (on NVIDIA
- * GPUs also without the library's passes over the compiled PTX, NVTAIL=0
- * and NVSKEW=0) and
+ * GPUs also without the library's passes over the compiled PTX, NVTAIL=0,
+ * NVTAILSK=0, NVXCOL=0 and NVSKEW=0) and
  * of every other profile, a few fixed blockings, then --budget (default 24) random
  * ones, until --seconds (default 600; 0: no limit) have passed.  Each
  * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
@@ -52,11 +52,11 @@ enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64,
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
-    "NVTAIL=0,NVSKEW"};
+    "NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW"};
 
 /* NVOFF is a flag, not a value (its name above is spec_of's text for 1):
- * 1 sets NVTAIL=0 and NVSKEW=0 (no passes
- * over NVIDIA's PTX, lib/nv_ptx.c), 0 leaves both to the profile.  They are
+ * 1 sets NVTAIL, NVTAILSK, NVXCOL and NVSKEW to 0 (no passes
+ * over NVIDIA's PTX, lib/nv_ptx.c), 0 leaves them to the profile.  They are
  * not in the build options, so the search cannot read their shipped values;
  * it tries the shipped parameters without them as one more candidate on
  * NVIDIA GPUs, where their gain depends on the driver's compiler. */
@@ -740,7 +740,7 @@ int main(int argc, char **argv)
         printf("profile: %s; seed %llu; %u random candidates; no time limit\n", profile,
                cfg.seed, cfg.budget);
     printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
-           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVSKEW=0\n");
+           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The shortlist: shipped parameters of this profile and of the others

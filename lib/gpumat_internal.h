@@ -123,6 +123,13 @@ typedef struct gpumat__gemm_params {
      * bytes the second half of the NN kernel's transposed A tile moves up
      * there, which makes its stores conflict-free (nv_ptx.c, program.c). */
     unsigned nv_tail, nv_skew;
+    /* nv_xcol: 1 to give the NN, NT and TN kernels, in the same PTX, the
+     * extra-column tile index (gpumat__ptx_extra_column), with which the
+     * stream-K path's plain part can run whole waves, and sk_fill_x: the
+     * stream-K threshold (as sk_fill) for products that can (op_gemm.c);
+     * nv_tail_sk: nv_tail for the stream-K NN kernel (nv_skew applies to
+     * it too). */
+    unsigned nv_xcol, sk_fill_x, nv_tail_sk;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -299,6 +306,9 @@ typedef struct gpumat__kernel_slot {
 typedef struct gpumat__program_slot {
     cl_program program;
     gpumat__kernel_slot kernels[GPUMAT__MAX_KERNELS];
+    /* The float GEMM program's NN, NT and TN big-tile kernels take the
+     * extra-column tile index (nv_ptx.c, program.c, op_gemm.c). */
+    bool extra_column;
 } gpumat__program_slot;
 
 struct gpumat_context {
@@ -397,7 +407,8 @@ char *gpumat__ptx_defer_products(const char *ptx, size_t len, const char *const 
 
 /* In kernel `kernel`, moves rows rows/2 .. rows-1 of its local array
  * `array` (rows x row_bytes, written by `pieces` store bases of four rows
- * each) `skew` bytes up: the array grows, the stores of work-items whose
+ * each, or twice that many where the loop computes its own) `skew` bytes
+ * up: the array grows, the stores of work-items whose
  * chunk of rows is 2 or 3 (bit 1 of tid.x) and the K loop's reads of those
  * rows move with them, so that a warp's transposed stores hit every bank
  * once.  Returns the new text (malloc'd, *out_len bytes) or NULL when the
@@ -405,6 +416,19 @@ char *gpumat__ptx_defer_products(const char *ptx, size_t len, const char *const 
 char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, const char *array,
                             unsigned rows, unsigned row_bytes, unsigned pieces, unsigned skew,
                             size_t *out_len);
+
+/* In each kernel of `kernels`, makes the group index (x, y) that NVIDIA's
+ * front end reads from %ctaid and %envreg depend on the launch's global
+ * offset E along x (get_global_offset(0)): groups in column E - 1 take
+ * tile row (number of group rows), tile column y; every other group, and
+ * every group of a launch without an offset, keeps (x, y).  A grid one
+ * column wider than the tile columns, of R rows, with offset columns + 1,
+ * covers R whole tile rows and the first R tiles of the next: op_gemm.c's
+ * stream-K path runs whole waves that way.  Returns the new text
+ * (malloc'd, *out_len bytes, *rewritten kernels changed) or NULL when no
+ * kernel reads its group index only in that form (nv_ptx.c). */
+char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *kernels,
+                               size_t n_kernels, size_t *out_len, unsigned *rewritten);
 
 /* A monotonic clock for the build statistics. */
 double gpumat__now_seconds(void);
@@ -450,6 +474,10 @@ gpumat_status gpumat__temp_buffer(gpumat_context *ctx, const char *op, gpumat_dt
 gpumat_status gpumat__launch(gpumat_context *ctx, cl_kernel kernel,
                              const char *kernel_name, cl_uint dims,
                              const size_t *global, const size_t *local);
+/* The same with a global offset (NULL: none). */
+gpumat_status gpumat__launch_at(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
+                                cl_uint dims, const size_t *offset, const size_t *global,
+                                const size_t *local);
 
 /* Rounds x up to a multiple of m (m > 0). */
 static inline size_t gpumat__round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }

@@ -169,7 +169,14 @@ gpumat_status gpumat__temp_buffer(gpumat_context *ctx, const char *op, gpumat_dt
 gpumat_status gpumat__launch(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
                              cl_uint dims, const size_t *global, const size_t *local)
 {
-    cl_int err = clEnqueueNDRangeKernel(ctx->queue, kernel, dims, NULL, global, local, 0, NULL,
+    return gpumat__launch_at(ctx, kernel, kernel_name, dims, NULL, global, local);
+}
+
+gpumat_status gpumat__launch_at(gpumat_context *ctx, cl_kernel kernel, const char *kernel_name,
+                                cl_uint dims, const size_t *offset, const size_t *global,
+                                const size_t *local)
+{
+    cl_int err = clEnqueueNDRangeKernel(ctx->queue, kernel, dims, offset, global, local, 0, NULL,
                                         NULL);
     if (err != CL_SUCCESS)
         return gpumat__fail_cl(ctx, err, "clEnqueueNDRangeKernel(%s, global %zux%zu, local %zux%zu)",

@@ -40,12 +40,37 @@
  * 8 floats) and the chunks cover banks 0-7, 16-23, 8-15, 24-31.  The pass
  * widens the array, offsets the store addresses of the work-items whose
  * chunk is 2 or 3 (bit 1 of tid.x) and the K loop's reads of those rows.
- * It refuses unless As's address reaches exactly `pieces` store bases (each
- * used only by st.shared.f32 at row offsets 0-3) and one read base (used
- * only by the K loop's ld.shared.v4.f32), so that no access to As is missed.
+ * It refuses unless As's address (one mov of it, or several: the stream-K
+ * kernel takes it again where it uses it) reaches exactly `pieces` store
+ * bases (kept across the loop), or 2 x `pieces` (the loop computes its
+ * own), each used only by st.shared.f32 at row offsets 0-3, and one read
+ * base, used only by the K loop's ld.shared.v4.f32, so that no access to
+ * As is missed.
+ *
+ * gpumat__ptx_extra_column: a grid of whole tile rows cannot hold a number
+ * of tiles that fills whole waves when the waves do not divide into rows
+ * (H100, 4096^3: 264 groups a wave, 32 tiles a row).  With one more column
+ * of groups, whose group y takes tile (number of group rows, y), R rows of
+ * groups cover R tile rows and the first R tiles of the next: 24 rows of
+ * 33 are the 792 tiles of three waves.  The extra column is named by the
+ * launch's global offset along x (E: column E - 1), which no kernel reads
+ * otherwise, so every launch without an offset keeps its tiles.  The front
+ * end computes the group index from %ctaid and %envreg wherever it uses it
+ * (before the K loop and again for the stores after it); each of those
+ * triples' add becomes the remapped value, computed from the same
+ * registers on the spot, so that nothing new stays live across the loop.
+ * Written in the OpenCL C source, the same map moved ptxas's schedule of
+ * the loop by -4% (its tile row became a vector register instead of a
+ * uniform one); this form keeps the NN and TN loops instruction for
+ * instruction and NT's but for register names (TT's changes, so program.c
+ * leaves TT out).  It refuses any kernel that reads %ctaid.x/y or
+ * %envreg0/1 otherwise.  %envreg3 is get_global_offset(0) and %envreg7
+ * get_num_groups(1) in NVIDIA's PTX (its front end's own output), and
+ * program.c checks the map on the device before keeping it.
  */
 #include "gpumat_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,6 +342,29 @@ char *gpumat__ptx_defer_products(const char *ptx, size_t len, const char *const 
     return cur;
 }
 
+/* Appends n bytes, or printf-formatted text, to buf[*at, cap); false when
+ * they do not fit (with room for a final byte). */
+static bool append(char *buf, size_t cap, size_t *at, const char *bytes, size_t n)
+{
+    if (n >= cap - *at)
+        return false;
+    memcpy(buf + *at, bytes, n);
+    *at += n;
+    return true;
+}
+
+static bool appendf(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *at, cap - *at, fmt, ap);
+    va_end(ap);
+    if (w < 0 || (size_t)w >= cap - *at)
+        return false;
+    *at += (size_t)w;
+    return true;
+}
+
 /* ---- gpumat__ptx_skew_rows ------------------------------------------------ */
 
 /* The register of "[%rdX]" / "[%rdX+N]" in line i, and N. */
@@ -365,6 +413,7 @@ typedef struct edit_line {
 } edit_line;
 
 #define SKEW_MAX_BASES 16
+#define SKEW_MAX_MOVS 4
 
 char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, const char *array,
                             unsigned rows, unsigned row_bytes, unsigned pieces, unsigned skew,
@@ -394,23 +443,23 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
                 goto done; /* our registers' names are taken */
     }
 
-    /* The declaration, with the size rows x row_bytes; the one mov of its
-     * address. */
-    size_t decl = 0, mov = 0, n_decl = 0, n_mov = 0;
+    /* The declaration, with the size rows x row_bytes; the movs of its
+     * address (the front end may take it again where it uses it). */
+    size_t decl = 0, mov[SKEW_MAX_MOVS], n_decl = 0, n_mov = 0;
     for (size_t i = first; i <= last; ++i) {
         const char *s = t.p + t.lines[i].start, *end = t.p + t.lines[i].end;
         for (const char *q = s; q + sym_len <= end; ++q)
             if (memcmp(q, symbol, sym_len) == 0) {
                 if (starts(&t, i, ".shared"))
                     decl = i, ++n_decl;
-                else if (starts(&t, i, "mov.u64"))
-                    mov = i, ++n_mov;
+                else if (starts(&t, i, "mov.u64") && n_mov < SKEW_MAX_MOVS)
+                    mov[n_mov++] = i;
                 else
                     goto done;
                 break;
             }
     }
-    if (n_decl != 1 || n_mov != 1)
+    if (n_decl != 1 || n_mov == 0)
         goto done;
     char want[192];
     snprintf(want, sizeof want, "%s[%u];", symbol, rows * row_bytes);
@@ -421,75 +470,78 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         if (n < wl || memcmp(s + n - wl, want, wl) != 0)
             goto done;
     }
-    const char *base;
-    size_t base_len;
-    if (!first_operand(&t, mov, &base, &base_len) || base_len >= 32)
-        goto done;
-    char base_reg[32];
-    memcpy(base_reg, base, base_len);
-    base_reg[base_len] = '\0';
-
-    /* Every use of the address register: "add.s64 X, base, Y" (either
+    /* Every use of each address register: "add.s64 X, base, Y" (either
      * order); each X a store base or the read base. */
     size_t s_blk = 0, e_blk = 0;
     if (!loop_block(&t, first, last, &s_blk, &e_blk))
         goto done;
     unsigned stores = 0, reads = 0;
-    for (size_t i = first; i <= last; ++i) {
-        if (i == mov || !mentions(&t, i, base_reg, base_len))
-            continue;
-        const char *x;
-        size_t xl;
-        if (!starts(&t, i, "add.s64") || !first_operand(&t, i, &x, &xl) || xl >= 32 ||
-            (xl == base_len && memcmp(x, base_reg, xl) == 0))
+    for (size_t m = 0; m < n_mov; ++m) {
+        const char *base;
+        size_t base_len;
+        if (!first_operand(&t, mov[m], &base, &base_len) || base_len >= 32)
             goto done;
-        char derived[32];
-        memcpy(derived, x, xl);
-        derived[xl] = '\0';
-        /* Its other lines: all stores at rows 0-3 of a piece, or all reads
-         * in the K loop's block. */
-        unsigned n_st = 0, n_ld = 0;
-        for (size_t j = first; j <= last; ++j) {
-            if (j == i || !mentions(&t, j, derived, xl))
+        char base_reg[32];
+        memcpy(base_reg, base, base_len);
+        base_reg[base_len] = '\0';
+        for (size_t i = first; i <= last; ++i) {
+            if (i == mov[m] || !mentions(&t, i, base_reg, base_len))
                 continue;
-            const char *r;
-            size_t rl;
-            long off;
-            if (!address(&t, j, &r, &rl, &off) || rl != xl || memcmp(r, derived, xl) != 0)
+            const char *x;
+            size_t xl;
+            if (!starts(&t, i, "add.s64") || !first_operand(&t, i, &x, &xl) || xl >= 32 ||
+                (xl == base_len && memcmp(x, base_reg, xl) == 0))
                 goto done;
-            if (starts(&t, j, "st.shared.f32") && off >= 0 && off % row_bytes == 0 &&
-                off / row_bytes < 4) {
-                ++n_st;
-            } else if (starts(&t, j, "ld.shared.v4.f32") && j > s_blk && j < e_blk && off >= 0 &&
-                       off < (long)(rows * row_bytes)) {
-                ++n_ld;
-                if (off >= (long)(rows / 2 * row_bytes)) {
-                    edit_line *ed = &edits[j - first];
-                    /* "...[%rdX+OFF]..." with OFF + skew */
-                    const char *s = t.p + t.lines[j].start, *end = t.p + t.lines[j].end;
-                    const char *open = memchr(s, '[', (size_t)(end - s));
-                    const char *close = memchr(open, ']', (size_t)(end - open));
-                    int w = snprintf(ed->text, sizeof ed->text, "%.*s[%s+%ld]%.*s",
-                                     (int)(open - s), s, derived, off + (long)skew,
-                                     (int)(end - close - 1), close + 1);
-                    if (w < 0 || (size_t)w >= sizeof ed->text)
-                        goto done;
+            char derived[32];
+            memcpy(derived, x, xl);
+            derived[xl] = '\0';
+            /* Its other lines: all stores at rows 0-3 of a piece, or all reads
+             * in the K loop's block. */
+            unsigned n_st = 0, n_ld = 0;
+            for (size_t j = first; j <= last; ++j) {
+                if (j == i || !mentions(&t, j, derived, xl))
+                    continue;
+                const char *r;
+                size_t rl;
+                long off;
+                if (!address(&t, j, &r, &rl, &off) || rl != xl || memcmp(r, derived, xl) != 0)
+                    goto done;
+                if (starts(&t, j, "st.shared.f32") && off >= 0 && off % row_bytes == 0 &&
+                    off / row_bytes < 4) {
+                    ++n_st;
+                } else if (starts(&t, j, "ld.shared.v4.f32") && j > s_blk && j < e_blk &&
+                           off >= 0 &&
+                           off < (long)(rows * row_bytes)) {
+                    ++n_ld;
+                    if (off >= (long)(rows / 2 * row_bytes)) {
+                        edit_line *ed = &edits[j - first];
+                        /* "...[%rdX+OFF]..." with OFF + skew */
+                        const char *s = t.p + t.lines[j].start, *end = t.p + t.lines[j].end;
+                        const char *open = memchr(s, '[', (size_t)(end - s));
+                        const char *close = memchr(open, ']', (size_t)(end - open));
+                        int w = snprintf(ed->text, sizeof ed->text, "%.*s[%s+%ld]%.*s",
+                                         (int)(open - s), s, derived, off + (long)skew,
+                                         (int)(end - close - 1), close + 1);
+                        if (w < 0 || (size_t)w >= sizeof ed->text)
+                            goto done;
+                    }
+                } else {
+                    goto done;
                 }
+            }
+            if (n_st && !n_ld) {
+                ++stores;
+                edit_line *ed = &edits[i - first];
+                snprintf(ed->after, sizeof ed->after, "\tadd.s64 \t%s, %s, %%rdsk0;", derived,
+                         derived);
+            } else if (n_ld && !n_st) {
+                ++reads;
             } else {
                 goto done;
             }
         }
-        if (n_st && !n_ld) {
-            ++stores;
-            edit_line *ed = &edits[i - first];
-            snprintf(ed->after, sizeof ed->after, "\tadd.s64 \t%s, %s, %%rdsk0;", derived, derived);
-        } else if (n_ld && !n_st) {
-            ++reads;
-        } else {
-            goto done;
-        }
     }
-    if (stores != pieces || reads != 1)
+    if ((stores != pieces && stores != 2 * pieces) || reads != 1)
         goto done;
 
     /* The skew, computed after the declarations: (tid.x & 2) * skew / 2. */
@@ -518,32 +570,16 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         /* Lines are copied as bytes: NVIDIA's binary ends in NULs. */
         const char *from = ed && ed->text[0] ? ed->text : t.p + t.lines[i].start;
         size_t n = ed && ed->text[0] ? strlen(ed->text) : t.lines[i].end - t.lines[i].start;
-        if (n >= cap - at)
+        if (!append(result, cap, &at, from, n) ||
+            (ed && ed->after[0] && !appendf(result, cap, &at, "\n%s", ed->after)) ||
+            (i == decl_end &&
+             !appendf(result, cap, &at,
+                      "\n\t.reg .b32 \t%%rsk<3>;\n\t.reg .b64 \t%%rdsk<1>;\n"
+                      "\tmov.u32 \t%%rsk0, %%tid.x;\n\tand.b32 \t%%rsk1, %%rsk0, 2;\n"
+                      "\tmul.lo.u32 \t%%rsk2, %%rsk1, %u;\n\tcvt.u64.u32 \t%%rdsk0, %%rsk2;",
+                      skew / 2)) ||
+            (i + 1 < t.count && !append(result, cap, &at, "\n", 1)))
             goto fail;
-        memcpy(result + at, from, n);
-        at += n;
-        int w;
-        if (ed && ed->after[0]) {
-            w = snprintf(result + at, cap - at, "\n%s", ed->after);
-            if (w < 0 || (size_t)w >= cap - at)
-                goto fail;
-            at += (size_t)w;
-        }
-        if (i == decl_end) {
-            w = snprintf(result + at, cap - at,
-                         "\n\t.reg .b32 \t%%rsk<3>;\n\t.reg .b64 \t%%rdsk<1>;\n"
-                         "\tmov.u32 \t%%rsk0, %%tid.x;\n\tand.b32 \t%%rsk1, %%rsk0, 2;\n"
-                         "\tmul.lo.u32 \t%%rsk2, %%rsk1, %u;\n\tcvt.u64.u32 \t%%rdsk0, %%rsk2;",
-                         skew / 2);
-            if (w < 0 || (size_t)w >= cap - at)
-                goto fail;
-            at += (size_t)w;
-        }
-        if (i + 1 < t.count) {
-            if (at + 1 >= cap)
-                goto fail;
-            result[at++] = '\n';
-        }
     }
     *out_len = at;
     goto done;
@@ -554,4 +590,167 @@ done:
     free(edits);
     free(t.lines);
     return result;
+}
+
+/* ---- gpumat__ptx_extra_column ---------------------------------------------- */
+
+/* Line i as "OP A, B;" or "OP A, B, C;": the number of operands (2 or 3),
+ * or 0 when it is neither or too long. */
+static int operands(const text *t, size_t i, char op[24], char a[32], char b[32], char c[32])
+{
+    size_t n;
+    const char *s = trimmed(t, i, &n);
+    char buf[160];
+    if (n == 0 || n >= sizeof buf)
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    int got = sscanf(buf, "%23s %31[^,], %31[^,;], %31[^;];", op, a, b, c);
+    return got == 4 ? 3 : got == 3 && buf[n - 1] == ';' ? 2 : 0;
+}
+
+/* Is register r mentioned in [first, last] outside lines i .. i+2? */
+static bool used_elsewhere(const text *t, size_t first, size_t last, size_t i, const char *r)
+{
+    size_t rl = strlen(r);
+    for (size_t j = first; j <= last; ++j)
+        if ((j < i || j > i + 2) && mentions(t, j, r, rl))
+            return true;
+    return false;
+}
+
+/* The group index along d (0: x, 1: y) as NVIDIA's front end writes it:
+ * "mov.u32 A, %ctaid.D; mov.b32 B, %envregD; add.s32 C, B, A;" (either
+ * order in the add), A and B used nowhere else; C out. */
+static bool group_id_at(const text *t, size_t first, size_t last, size_t i, int d, char c[32])
+{
+    char op[24], a[32], b[32], e[32], x[32], y[32], want[16];
+    if (i + 2 > last || operands(t, i, op, a, b, x) != 2 || strcmp(op, "mov.u32") != 0)
+        return false;
+    snprintf(want, sizeof want, "%%ctaid.%c", d ? 'y' : 'x');
+    if (strcmp(b, want) != 0 || operands(t, i + 1, op, e, b, x) != 2 ||
+        strcmp(op, "mov.b32") != 0)
+        return false;
+    snprintf(want, sizeof want, "%%envreg%d", d);
+    if (strcmp(b, want) != 0 || operands(t, i + 2, op, c, x, y) != 3 ||
+        strcmp(op, "add.s32") != 0 ||
+        !((strcmp(x, a) == 0 && strcmp(y, e) == 0) || (strcmp(x, e) == 0 && strcmp(y, a) == 0)))
+        return false;
+    return !used_elsewhere(t, first, last, i, a) && !used_elsewhere(t, first, last, i, e);
+}
+
+#define XCOL_MAX_SITES 16
+
+char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *kernels,
+                               size_t n_kernels, size_t *out_len, unsigned *rewritten)
+{
+    *rewritten = 0;
+    if (len == 0 || n_kernels == 0)
+        return NULL;
+    char *cur = malloc(len);
+    if (!cur)
+        return NULL;
+    memcpy(cur, ptx, len);
+    size_t cur_len = len;
+    for (size_t k = 0; k < n_kernels; ++k) {
+        text t;
+        if (!split_lines(cur, cur_len, &t))
+            break;
+        size_t first = 0, last = 0, n_sites = 0;
+        struct {
+            size_t line; /* the triple's add */
+            char dst[32];
+            int d;
+        } sites[XCOL_MAX_SITES];
+        unsigned found[2] = {0, 0};
+        bool ok = find_kernel(&t, kernels[k], &first, &last);
+        /* Every mention of the group index registers is one of the triples,
+         * and our registers' names are free. */
+        for (size_t i = first; ok && i <= last; ++i) {
+            static const char *const ids[] = {"%ctaid.x", "%ctaid.y", "%envreg0", "%envreg1"};
+            const char *s = t.p + t.lines[i].start, *end = t.p + t.lines[i].end;
+            for (const char *q = s; q + 4 <= end && ok; ++q)
+                ok = memcmp(q, "%rxc", 4) != 0 && memcmp(q, "%pxc", 4) != 0;
+            bool id = false;
+            for (size_t r = 0; r < sizeof ids / sizeof ids[0]; ++r)
+                id |= mentions(&t, i, ids[r], strlen(ids[r]));
+            if (!ok || !id)
+                continue;
+            int d = n_sites == XCOL_MAX_SITES                         ? -1
+                    : group_id_at(&t, first, last, i, 0, sites[n_sites].dst) ? 0
+                    : group_id_at(&t, first, last, i, 1, sites[n_sites].dst) ? 1
+                                                                           : -1;
+            if (d < 0) {
+                ok = false;
+                break;
+            }
+            sites[n_sites].line = i + 2;
+            sites[n_sites++].d = d;
+            ++found[d];
+            i += 2;
+        }
+        char *next = NULL;
+        size_t decl_end = first, at = 0;
+        if (!ok || !found[0] || !found[1])
+            goto next_kernel;
+        for (size_t i = first; i <= last; ++i)
+            if (starts(&t, i, ".reg") || starts(&t, i, ".shared") || starts(&t, i, ".local"))
+                decl_end = i;
+        /* Each triple's add becomes the remapped index, computed from the
+         * group registers where the front end computed the plain one (so
+         * nothing new stays live across the K loop): E = get_global_offset(0)
+         * (%envreg3), and a group in column x = E - 1 takes tile (number of
+         * group rows (%envreg7), y); every other group keeps (y, x). */
+        size_t cap = cur_len + n_sites * 640 + 128;
+        next = malloc(cap);
+        if (!next)
+            goto next_kernel;
+        for (size_t i = 0; i < t.count; ++i) {
+            size_t site = n_sites;
+            for (size_t j = 0; i >= first && i <= last && j < n_sites; ++j)
+                if (sites[j].line == i)
+                    site = j;
+            bool ok_line;
+            if (site < n_sites) {
+                unsigned r = 6 * (unsigned)site, p = (unsigned)site;
+                const bool y = sites[site].d == 1;
+                ok_line = appendf(
+                    next, cap, &at,
+                    "\tmov.u32 \t%%rxc%u, %%ctaid.x;\n\tmov.b32 \t%%rxc%u, %%envreg0;\n"
+                    "\tadd.s32 \t%%rxc%u, %%rxc%u, %%rxc%u;\n"
+                    "\tmov.u32 \t%%rxc%u, %%ctaid.y;\n\tmov.b32 \t%%rxc%u, %%envreg1;\n"
+                    "\tadd.s32 \t%%rxc%u, %%rxc%u, %%rxc%u;\n"
+                    "\tmov.b32 \t%%rxc%u, %%envreg3;\n\tmov.b32 \t%%rxc%u, %%envreg7;\n"
+                    "\tadd.s32 \t%%rxc%u, %%rxc%u, 1;\n"
+                    "\tsetp.eq.s32 \t%%pxc%u, %%rxc%u, %%rxc%u;\n"
+                    "\tselp.b32 \t%s, %%rxc%u, %%rxc%u, %%pxc%u;",
+                    r, r + 5, r, r + 5, r, r + 1, r + 4, r + 1, r + 4, r + 1, r + 2, r + 3, r + 5,
+                    r, p, r + 5, r + 2, sites[site].dst, y ? r + 3 : r + 1, y ? r + 1 : r, p);
+            } else {
+                ok_line = append(next, cap, &at, t.p + t.lines[i].start,
+                                 t.lines[i].end - t.lines[i].start);
+            }
+            if (!ok_line ||
+                (i == decl_end &&
+                 !appendf(next, cap, &at, "\n\t.reg .b32 \t%%rxc<%u>;\n\t.reg .pred \t%%pxc<%u>;",
+                          6 * (unsigned)n_sites, (unsigned)n_sites)) ||
+                (i + 1 < t.count && !append(next, cap, &at, "\n", 1)))
+                goto fail;
+        }
+        free(cur);
+        cur = next;
+        cur_len = at;
+        ++*rewritten;
+        goto next_kernel;
+    fail:
+        free(next);
+    next_kernel:
+        free(t.lines);
+    }
+    if (*rewritten == 0) {
+        free(cur);
+        return NULL;
+    }
+    *out_len = cur_len;
+    return cur;
 }

@@ -26,17 +26,24 @@ static gpumat_status gemm_args(gpumat_context *ctx, cl_kernel kernel, const char
 
 /* Runs kernel `name` of program `id` (both take cl/gemm.cl's arguments)
  * over the given grid. */
-static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
-                            gpumat__program_id id, const char *name, const size_t global[2],
-                            const size_t local[2])
+static gpumat_status launch_at(gpumat_context *ctx, const gpumat__gemm_call *g,
+                               gpumat__program_id id, const char *name, const size_t *offset,
+                               const size_t global[2], const size_t local[2])
 {
     cl_kernel kernel;
     gpumat_status status = gpumat__kernel(ctx, id, g->dtype, name, &kernel);
     if (status == GPUMAT_OK)
         status = gemm_args(ctx, kernel, name, g);
     if (status == GPUMAT_OK)
-        status = gpumat__launch(ctx, kernel, name, 2, global, local);
+        status = gpumat__launch_at(ctx, kernel, name, 2, offset, global, local);
     return status;
+}
+
+static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
+                            gpumat__program_id id, const char *name, const size_t global[2],
+                            const size_t local[2])
+{
+    return launch_at(ctx, g, id, name, NULL, global, local);
 }
 
 /* Packs the K x Q operand Y(k, q) = y[k*ld + q], or y[q*ld + k] when
@@ -191,7 +198,8 @@ static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, s
 /* The big tile over `waves` groups that run at once, for a product whose
  * tiles (tile[] = {rows, columns, depth, work-group rows, work-group
  * columns}) leave the last wave partly idle: the plain kernel `name` takes
- * the whole rows of tiles that lie in full waves, then the stream-K kernel
+ * the whole rows of tiles that lie in full waves (or, with xrows > 0, the
+ * full waves exactly: extra_column_rows), then the stream-K kernel
  * (cl/gemm.cl) splits the rest (the last wave's tiles and the start of
  * their row) along k over `waves` groups in equal runs of K steps.  Two
  * launches rather than one kernel doing both: NVIDIA's compiler schedules
@@ -199,25 +207,31 @@ static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, s
  * whole tiles made 8192^3 4% slower, gemm-notes round 5), and those tiles
  * are most of the work. */
 static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, const char *name,
-                              size_t waves, const unsigned tile[5])
+                              size_t waves, const unsigned tile[5], size_t xrows)
 {
     static const char *const sk_names[2][2] = {{"gemm_nn_sk", "gemm_nt_sk"},
                                                {"gemm_tn_sk", "gemm_tt_sk"}};
     const char *sk_name = sk_names[g->trans_a][g->trans_b];
     size_t tiles_m = gpumat__round_up(g->m, tile[0]) / tile[0];
     size_t tiles_n = gpumat__round_up(g->n, tile[1]) / tile[1], tiles = tiles_m * tiles_n;
-    size_t rows = (tiles - tiles % waves) / tiles_n;
+    size_t rows = (tiles - tiles % waves) / tiles_n, first_tile = rows * tiles_n;
     gpumat_status status = GPUMAT_OK;
-    if (rows) {
+    size_t local[2] = {tile[4], tile[3]};
+    if (xrows) {
+        /* The full waves exactly: xrows tile rows and, from the grid's
+         * extra column, the first xrows tiles of the next. */
+        size_t global[2] = {(tiles_n + 1) * tile[4], xrows * tile[3]};
+        size_t offset[2] = {tiles_n + 1, 0};
+        status = launch_at(ctx, g, GPUMAT__PROGRAM_GEMM, name, offset, global, local);
+        first_tile = xrows * (tiles_n + 1);
+    } else if (rows) {
         gpumat__gemm_call top = *g;
         top.m = rows * tile[0];
-        size_t local[2] = {tile[4], tile[3]};
         size_t global[2] = {tiles_n * tile[4], rows * tile[3]};
         status = launch(ctx, &top, GPUMAT__PROGRAM_GEMM, name, global, local);
-        if (status != GPUMAT_OK)
-            return status;
     }
-    size_t first_tile = rows * tiles_n;
+    if (status != GPUMAT_OK)
+        return status;
     cl_int n_tiles = (cl_int)tiles_n, first = (cl_int)first_tile;
     cl_int iters = (cl_int)((g->k + tile[2] - 1) / tile[2]);
     cl_long total = (cl_long)(tiles - first_tile) * iters;
@@ -241,9 +255,30 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, c
                                        (const void *)&per, sizeof total, (const void *)&total,
                                        sizeof(cl_mem), (const void *)&ctx->gemm_sk_sums,
                                        sizeof(cl_mem), (const void *)&ctx->gemm_sk_counts);
-    size_t local[2] = {tile[4], tile[3]};
     size_t global[2] = {waves * tile[4], tile[3]};
     return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, sk_name, 2, global, local) : status;
+}
+
+/* R for the extra-column layout of a product of tiles_m x tiles_n float big
+ * tiles over waves of `waves` groups: R whole tile rows and the first R
+ * tiles of row R (the plain grid's extra column, nv_ptx.c) make up the
+ * full waves exactly, where a part of whole rows would leave some of its
+ * own last wave idle (H100, 4096^3: 24 rows are 768 tiles, 2.91 waves;
+ * 24 rows and 24 tiles are 3).  0 when no R does, or the plain kernel
+ * (`name`, built here if need be) lacks the extra column. */
+static size_t extra_column_rows(gpumat_context *ctx, const gpumat__gemm_call *g,
+                                const char *name, size_t tiles_m, size_t tiles_n, size_t waves)
+{
+    size_t full = tiles_m * tiles_n / waves * waves;
+    if (g->dtype != GPUMAT_F32 || (g->trans_a && g->trans_b) || !ctx->profile.gemm.nv_xcol ||
+        full == 0 || full % (tiles_n + 1) != 0)
+        return 0;
+    size_t r = full / (tiles_n + 1);
+    cl_kernel kernel;
+    if (r > tiles_n || r >= tiles_m ||
+        gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM, g->dtype, name, &kernel) != GPUMAT_OK)
+        return 0;
+    return ctx->programs[GPUMAT__PROGRAM_GEMM][0].extra_column ? r : 0;
 }
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
@@ -295,12 +330,22 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
         size_t steps = (g->k + big[2] - 1) / big[2], per_group = big_groups * steps / waves;
         size_t groups = gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
         bool edges_ok = (double)g->m * g->n * 100 >= 85.0 * big_groups * bmwg * bnwg;
-        bool tail = tile == 0 && rest && rest * 100 < waves * sk_fill;
+        /* The split's plain part in whole waves where it can; then the
+         * split pays up to a fuller last wave (sk_fill_x; H100, gemm-notes
+         * round 9: 3968x4096x4096 +1.7-1.9%, 4096^3 +0.9%). */
+        size_t xrows = tile == 0 && rest
+                           ? extra_column_rows(ctx, g, names[0][g->trans_a][g->trans_b],
+                                               gpumat__round_up(g->m, bmwg) / bmwg,
+                                               gpumat__round_up(g->n, bnwg) / bnwg, waves)
+                           : 0;
+        bool tail = tile == 0 && rest &&
+                    rest * 100 < waves * (xrows && p->sk_fill_x ? p->sk_fill_x : sk_fill);
         bool whole = tile != 0 && rest && p->sk_min &&
                      ((groups > cus && edges_ok && per_group >= p->sk_min) ||
                       (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min));
         if (tail || whole)
-            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big);
+            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big,
+                            tail ? xrows : 0);
     }
     size_t local[2] = {ndimc, mdimc};
     size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,

@@ -51,20 +51,27 @@ static const gpumat__profile profiles[] = {
      * step's second barrier, by a pass over NVIDIA's PTX (round 8: sgemm
      * 4096^3 49.0 -> 49.4, 8192^3 50.1 -> 50.7, TN/TT 4096^3 +1%).  NVSKEW
      * 32: NN's transposed stores of A made conflict-free there (round 8,
-     * with NVTAIL: 4096^3 -> 49.7-50.0, 8192^3 -> 50.9-51.4). */
+     * with NVTAIL: 4096^3 -> 49.7-50.0, 8192^3 -> 50.9-51.4).  NVXCOL 1:
+     * NN/NT/TN take an extra-column tile index there, so that the stream-K
+     * path's plain part runs whole waves where rows of tiles cannot (round
+     * 9: 3968x4096x4096 48.6 -> 49.4); NVTAILSK 64: NVTAIL for the
+     * stream-K NN kernel (NVSKEW skews it too), with which splitting pays
+     * up to 90% full last waves where the plain part is whole waves
+     * (SKFILLX 90; round 9: 4096^3 49.7 -> 50.1-50.2, 3968x4096^2 -> 50.1,
+     * 8192^3 +0.5%). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -78,7 +85,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -299,6 +306,9 @@ static const struct {
     {"SKMIN", offsetof(gpumat__profile, gemm.sk_min)},
     {"NVTAIL", offsetof(gpumat__profile, gemm.nv_tail)},
     {"NVSKEW", offsetof(gpumat__profile, gemm.nv_skew)},
+    {"NVXCOL", offsetof(gpumat__profile, gemm.nv_xcol)},
+    {"SKFILLX", offsetof(gpumat__profile, gemm.sk_fill_x)},
+    {"NVTAILSK", offsetof(gpumat__profile, gemm.nv_tail_sk)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -328,7 +338,10 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.sk_fill64) ||
            offset == offsetof(gpumat__profile, gemm.sk_min) ||
            offset == offsetof(gpumat__profile, gemm.nv_tail) ||
-           offset == offsetof(gpumat__profile, gemm.nv_skew);
+           offset == offsetof(gpumat__profile, gemm.nv_skew) ||
+           offset == offsetof(gpumat__profile, gemm.nv_xcol) ||
+           offset == offsetof(gpumat__profile, gemm.sk_fill_x) ||
+           offset == offsetof(gpumat__profile, gemm.nv_tail_sk);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

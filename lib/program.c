@@ -169,15 +169,57 @@ static unsigned nv_sm(const gpumat_context *ctx)
  * (the A-tile skew only in gemm_nn, the one NN kernel). */
 static const char *const nv_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_tt"};
 
+/* The kernels of the extra-column pass (nv_ptx.c): TT's loop changes its
+ * schedule under it (ptxas 13.0 on the H100's PTX), the others keep theirs
+ * instruction for instruction. */
+static const char *const xcol_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn"};
+
+/* C (M x N, into host) = 1.5 op(A) op(B) by `kernel` of `program` over the
+ * grid global/local, offset along x by `offset` work-items; false on any
+ * OpenCL error. */
+static bool run_product(gpumat_context *ctx, cl_program program, const char *name, cl_int m,
+                        cl_int n, cl_int k, const cl_mem buf[3], const size_t global[2],
+                        const size_t local[2], size_t offset, cl_float *host)
+{
+    cl_int err;
+    cl_kernel kernel = clCreateKernel(program, name, &err);
+    const cl_int lda = name[5] == 't' ? m : k, ldb = name[6] == 't' ? k : n;
+    const cl_float alpha = 1.5f, beta = 0;
+    const void *args[11] = {&m, &n, &k, &alpha, &beta, &buf[0], &lda, &buf[1], &ldb, &buf[2], &n};
+    const size_t sizes[11] = {sizeof m,        sizeof n,   sizeof k,       sizeof alpha,
+                              sizeof beta,     sizeof(cl_mem), sizeof lda, sizeof(cl_mem),
+                              sizeof ldb,      sizeof(cl_mem), sizeof n};
+    for (cl_uint i = 0; err == CL_SUCCESS && i < 11; ++i)
+        err = clSetKernelArg(kernel, i, sizes[i], args[i]);
+    /* The read waits on the product's event: a wrapped queue may be out
+     * of order. */
+    cl_event done = NULL;
+    const size_t origin[2] = {offset, 0};
+    if (err == CL_SUCCESS)
+        err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, offset ? origin : NULL, global, local,
+                                     0, NULL, &done);
+    if (err == CL_SUCCESS)
+        err = clEnqueueReadBuffer(ctx->queue, buf[2], CL_TRUE, 0,
+                                  (size_t)m * (size_t)n * sizeof(cl_float), host, 1, &done, NULL);
+    if (done)
+        clReleaseEvent(done);
+    if (kernel)
+        clReleaseKernel(kernel);
+    return err == CL_SUCCESS;
+}
+
 /* Do programs a and b compute bit-identical products with every kernel of
  * nv_kernels?  The passes only move instructions and local addresses, so
  * any difference means one misread the PTX.  200^3: whole and edge tiles,
- * twelve whole K steps and an edge one. */
-static bool same_products(gpumat_context *ctx, cl_program a, cl_program b)
+ * twelve whole K steps and an edge one.  With `xcol` (b has the extra-
+ * column pass), also 300 x 200 x 200 by each of xcol_kernels on b over the
+ * extra-column grid (2 rows of 3 groups, the third taking the third tile
+ * row), against a over its plain grid. */
+static bool same_products(gpumat_context *ctx, cl_program a, cl_program b, bool xcol)
 {
-    enum { S = 200 };
+    enum { S = 200, XM = 300 };
     const gpumat__gemm_params *g = &ctx->profile.gemm;
-    const size_t count = (size_t)S * S, bytes = count * sizeof(cl_float);
+    const size_t count = (size_t)XM * S, bytes = count * sizeof(cl_float);
     cl_float *host = malloc(4 * bytes); /* A, B, then C from a and from b */
     if (!host)
         return false;
@@ -187,67 +229,127 @@ static bool same_products(gpumat_context *ctx, cl_program a, cl_program b)
         host[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
     }
     cl_int err = CL_SUCCESS;
-    cl_mem buf[4] = {NULL, NULL, NULL, NULL};
-    for (int i = 0; i < 4 && err == CL_SUCCESS; ++i)
+    cl_mem buf[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < 3 && err == CL_SUCCESS; ++i)
         buf[i] = clCreateBuffer(ctx->cl_ctx,
                                 i < 2 ? CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR : CL_MEM_READ_WRITE,
                                 bytes, i < 2 ? host + i * count : NULL, &err);
-    const cl_int n = S;
-    const cl_float alpha = 1.5f, beta = 0;
     const size_t local[2] = {g->ndimc, g->mdimc};
-    const size_t global[2] = {(S + g->nwg - 1) / g->nwg * g->ndimc,
-                              (S + g->mwg - 1) / g->mwg * g->mdimc};
+    const size_t tn = (S + g->nwg - 1) / g->nwg, tm = (S + g->mwg - 1) / g->mwg;
+    const size_t global[2] = {tn * g->ndimc, tm * g->mdimc};
+    /* XM rows: one tile row more than S when the tiles are 128 high. */
+    const size_t xm_tiles = (XM + g->mwg - 1) / g->mwg;
+    const size_t x_plain[2] = {tn * g->ndimc, xm_tiles * g->mdimc};
+    const size_t x_extra[2] = {(tn + 1) * g->ndimc, (xm_tiles - 1) * g->mdimc};
+    cl_float *ca = host + 2 * count, *cb = host + 3 * count;
     bool same = err == CL_SUCCESS;
-    for (size_t k = 0; same && k < sizeof nv_kernels / sizeof nv_kernels[0]; ++k) {
-        for (int side = 0; same && side < 2; ++side) {
-            cl_kernel kernel = clCreateKernel(side ? b : a, nv_kernels[k], &err);
-            const void *args[11] = {&n, &n,      &n, &alpha, &beta,          &buf[0],
-                                    &n, &buf[1], &n, &buf[2 + side], &n};
-            const size_t sizes[11] = {sizeof n, sizeof n,      sizeof n, sizeof alpha,
-                                      sizeof beta, sizeof(cl_mem), sizeof n, sizeof(cl_mem),
-                                      sizeof n, sizeof(cl_mem), sizeof n};
-            for (cl_uint i = 0; err == CL_SUCCESS && i < 11; ++i)
-                err = clSetKernelArg(kernel, i, sizes[i], args[i]);
-            /* The read waits on the product's event: a wrapped queue may
-             * be out of order. */
-            cl_event done = NULL;
-            if (err == CL_SUCCESS)
-                err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, NULL, global, local, 0, NULL,
-                                             &done);
-            if (err == CL_SUCCESS)
-                err = clEnqueueReadBuffer(ctx->queue, buf[2 + side], CL_TRUE, 0, bytes,
-                                          host + (2 + side) * count, 1, &done, NULL);
-            if (done)
-                clReleaseEvent(done);
-            if (kernel)
-                clReleaseKernel(kernel);
-            same = err == CL_SUCCESS;
-        }
-        same = same && memcmp(host + 2 * count, host + 3 * count, bytes) == 0;
-    }
-    for (int i = 0; i < 4; ++i)
+    for (size_t k = 0; same && k < sizeof nv_kernels / sizeof nv_kernels[0]; ++k)
+        same = run_product(ctx, a, nv_kernels[k], S, S, S, buf, global, local, 0, ca) &&
+               run_product(ctx, b, nv_kernels[k], S, S, S, buf, global, local, 0, cb) &&
+               memcmp(ca, cb, (size_t)S * S * sizeof(cl_float)) == 0;
+    /* The extra column covers the last tile row only when it has no more
+     * tiles than there are rows above it. */
+    xcol = xcol && xm_tiles >= 2 && tn <= xm_tiles - 1;
+    for (size_t k = 0; same && xcol && k < sizeof xcol_kernels / sizeof xcol_kernels[0]; ++k)
+        same = run_product(ctx, a, xcol_kernels[k], XM, S, S, buf, x_plain, local, 0, ca) &&
+               run_product(ctx, b, xcol_kernels[k], XM, S, S, buf, x_extra, local, tn + 1, cb) &&
+               memcmp(ca, cb, bytes) == 0;
+    for (int i = 0; i < 3; ++i)
         if (buf[i])
             clReleaseMemObject(buf[i]);
     free(host);
     return same;
 }
 
+/* Do the stream-K programs a and b compute bit-identical products with
+ * gemm_nn_sk?  200^3 (2 x 2 tiles of 13 K steps) over 3 groups: runs of 18
+ * steps that start and end inside tiles, every tile finished by a group
+ * that adds up partial sums. */
+static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
+{
+    enum { S = 200, GROUPS = 3 };
+    const gpumat__gemm_params *g = &ctx->profile.gemm;
+    const size_t count = (size_t)S * S, bytes = count * sizeof(cl_float);
+    const cl_int tiles_n = (S + (cl_int)g->nwg - 1) / (cl_int)g->nwg;
+    const cl_int tiles = tiles_n * ((S + (cl_int)g->mwg - 1) / (cl_int)g->mwg);
+    const cl_int iters = (S + (cl_int)g->kwg - 1) / (cl_int)g->kwg, first = 0;
+    const cl_long total = (cl_long)tiles * iters, per = (total + GROUPS - 1) / GROUPS;
+    cl_float *host = calloc(4 * count, sizeof(cl_float)); /* A, B, C from a, from b */
+    cl_int *zeros = calloc((size_t)tiles, sizeof(cl_int));
+    bool same = host && zeros;
+    uint32_t seed = 54321;
+    for (size_t i = 0; same && i < 2 * count; ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        host[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
+    }
+    cl_int err = CL_SUCCESS;
+    cl_mem buf[5] = {NULL, NULL, NULL, NULL, NULL}; /* A, B, C, W, F */
+    const size_t sizes[5] = {bytes, bytes, bytes,
+                             2 * GROUPS * (size_t)g->mwg * g->nwg * sizeof(cl_float),
+                             (size_t)tiles * sizeof(cl_int)};
+    for (int i = 0; same && i < 5 && err == CL_SUCCESS; ++i)
+        buf[i] = clCreateBuffer(ctx->cl_ctx,
+                                i < 2 || i == 4 ? CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR
+                                                : CL_MEM_READ_WRITE,
+                                sizes[i], i < 2 ? (void *)(host + i * count)
+                                          : i == 4 ? (void *)zeros : NULL, &err);
+    const size_t local[2] = {g->ndimc, g->mdimc}, global[2] = {GROUPS * g->ndimc, g->mdimc};
+    const cl_int n = S;
+    const cl_float alpha = 1.5f, beta = 0;
+    for (int side = 0; same && err == CL_SUCCESS && side < 2; ++side) {
+        cl_kernel kernel = clCreateKernel(side ? b : a, "gemm_nn_sk", &err);
+        const void *args[18] = {&n,      &n,     &n,      &alpha,  &beta,  &buf[0],
+                                &n,      &buf[1], &n,     &buf[2], &n,     &tiles_n,
+                                &iters,  &first, &per,    &total,  &buf[3], &buf[4]};
+        const size_t arg_sizes[18] = {sizeof n, sizeof n, sizeof n, sizeof alpha,
+                                      sizeof beta, sizeof(cl_mem), sizeof n, sizeof(cl_mem),
+                                      sizeof n, sizeof(cl_mem), sizeof n, sizeof tiles_n,
+                                      sizeof iters, sizeof first, sizeof per, sizeof total,
+                                      sizeof(cl_mem), sizeof(cl_mem)};
+        for (cl_uint i = 0; err == CL_SUCCESS && i < 18; ++i)
+            err = clSetKernelArg(kernel, i, arg_sizes[i], args[i]);
+        cl_event done = NULL;
+        if (err == CL_SUCCESS)
+            err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, NULL, global, local, 0, NULL,
+                                         &done);
+        if (err == CL_SUCCESS)
+            err = clEnqueueReadBuffer(ctx->queue, buf[2], CL_TRUE, 0, bytes,
+                                      host + (2 + side) * count, 1, &done, NULL);
+        if (done)
+            clReleaseEvent(done);
+        if (kernel)
+            clReleaseKernel(kernel);
+    }
+    same = same && err == CL_SUCCESS && memcmp(host + 2 * count, host + 3 * count, bytes) == 0;
+    for (int i = 0; i < 5; ++i)
+        if (buf[i])
+            clReleaseMemObject(buf[i]);
+    free(host);
+    free(zeros);
+    return same;
+}
+
 /* The program rebuilt from its PTX after nv_ptx.c's passes (tail: products
- * moved, skew: bytes the NN kernel's second half of A moves), or the
- * program itself when no pass applies, the rebuild fails or the products
- * differ in any bit: the original is always a correct fallback. */
-static cl_program nv_passes(gpumat_context *ctx, cl_program program, const char *options,
-                            unsigned tail, unsigned skew)
+ * moved, skew: bytes the NN kernel's second half of A moves, xcol: the
+ * extra-column tile index in xcol_kernels), or the program itself when no
+ * pass applies, the rebuild fails or the products differ in any bit: the
+ * original is always a correct fallback. */
+static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_program program,
+                            const char *options, unsigned tail, unsigned skew, bool xcol)
 {
     const gpumat__gemm_params *g = &ctx->profile.gemm;
+    const bool sk = id == GPUMAT__PROGRAM_GEMM_SK;
+    /* The stream-K program: NN's kernel only (round 9; the others' small
+     * products lost with round 8's count). */
+    const char *const sk_kernels[] = {"gemm_nn_sk"};
     size_t len = 0, out_len = 0;
     unsigned rewritten = 0;
     char *text = (char *)gpumat__program_binary(ctx, program, &len);
     bool changed = false;
     if (text && tail) {
-        char *next = gpumat__ptx_defer_products(text, len, nv_kernels,
-                                                sizeof nv_kernels / sizeof nv_kernels[0], tail,
-                                                &out_len, &rewritten);
+        char *next = gpumat__ptx_defer_products(
+            text, len, sk ? sk_kernels : nv_kernels,
+            sk ? 1 : sizeof nv_kernels / sizeof nv_kernels[0], tail, &out_len, &rewritten);
         if (next) {
             free(text);
             text = next;
@@ -257,14 +359,29 @@ static cl_program nv_passes(gpumat_context *ctx, cl_program program, const char 
     }
     if (text && skew) {
         unsigned pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc);
-        char *next = gpumat__ptx_skew_rows(text, len, "gemm_nn", "As", g->kwg,
-                                           (g->mwg + 4) * (unsigned)sizeof(cl_float), pieces,
-                                           skew, &out_len);
+        char *next = gpumat__ptx_skew_rows(text, len, sk ? "gemm_nn_sk" : "gemm_nn", "As",
+                                           g->kwg, (g->mwg + 4) * (unsigned)sizeof(cl_float),
+                                           pieces, skew, &out_len);
         if (next) {
             free(text);
             text = next;
             len = out_len;
             changed = true;
+        }
+    }
+    /* All of xcol_kernels or none: the host asks per program. */
+    const size_t n_xcol = sizeof xcol_kernels / sizeof xcol_kernels[0];
+    bool has_xcol = false;
+    if (text && xcol) {
+        char *next = gpumat__ptx_extra_column(text, len, xcol_kernels, n_xcol, &out_len,
+                                              &rewritten);
+        if (next && rewritten == n_xcol) {
+            free(text);
+            text = next;
+            len = out_len;
+            changed = has_xcol = true;
+        } else {
+            free(next);
         }
     }
     cl_program rebuilt =
@@ -273,7 +390,8 @@ static cl_program nv_passes(gpumat_context *ctx, cl_program program, const char 
     free(text);
     if (!rebuilt)
         return program;
-    if (!same_products(ctx, program, rebuilt)) {
+    if (!(sk ? same_sk_products(ctx, program, rebuilt)
+             : same_products(ctx, program, rebuilt, has_xcol))) {
         clReleaseProgram(rebuilt);
         return program;
     }
@@ -281,10 +399,22 @@ static cl_program nv_passes(gpumat_context *ctx, cl_program program, const char 
     return rebuilt;
 }
 
+/* Does the program's binary contain `needle`? */
+static bool has_text(gpumat_context *ctx, cl_program program, const char *needle)
+{
+    size_t len = 0, n = strlen(needle);
+    unsigned char *bin = gpumat__program_binary(ctx, program, &len);
+    bool found = false;
+    for (size_t i = 0; bin && !found && i + n <= len; ++i)
+        found = memcmp(bin + i, needle, n) == 0;
+    free(bin);
+    return found;
+}
+
 /* The persistent cache first; the compiler when it has nothing usable, and
  * then the result goes back into the cache. */
 static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
-                           cl_program *out)
+                           gpumat__program_slot *slot)
 {
     const char *name = program_names[id];
     const char *text = embedded_text(source_name(id));
@@ -293,7 +423,7 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
 
     /* The profile's portable options, then those only NVIDIA's compiler
      * takes (empty elsewhere), then the element type. */
-    char vendor[128], own[sizeof ctx->build_options], nv_option[64] = "";
+    char vendor[128], own[sizeof ctx->build_options], nv_option[96] = "";
     char options[sizeof own + sizeof vendor + sizeof nv_option + 64];
     unsigned sm = nv_sm(ctx);
     gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
@@ -306,13 +436,15 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
      * options (the source ignores the macros) so that cached binaries with
      * and without them never mix. */
     const gpumat__gemm_params *g = &ctx->profile.gemm;
-    bool nv_tile = id == GPUMAT__PROGRAM_GEMM && dtype == GPUMAT_F32 && sm >= 90 &&
+    const bool sk = id == GPUMAT__PROGRAM_GEMM_SK;
+    bool nv_tile = (id == GPUMAT__PROGRAM_GEMM || sk) && dtype == GPUMAT_F32 && sm >= 90 &&
                    g->async < 2 && g->lbuf == 1;
-    unsigned tail = nv_tile ? g->nv_tail : 0;
+    unsigned tail = nv_tile ? (sk ? g->nv_tail_sk : g->nv_tail) : 0;
     unsigned skew = nv_tile && g->kwg == 16 && g->ndimc % 4 == 0 ? g->nv_skew : 0;
-    if (tail || skew)
-        snprintf(nv_option, sizeof nv_option, " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u",
-                 tail, skew);
+    bool xcol = nv_tile && !sk && g->nv_xcol;
+    if (tail || skew || xcol)
+        snprintf(nv_option, sizeof nv_option,
+                 " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u -DGPUMAT_NV_XCOL=%d", tail, skew, xcol);
     snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
              id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", nv_option);
@@ -326,8 +458,8 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
         ctx->build_stats.cache_hits++;
     } else {
         status = compile(ctx, name, text, dtype, options, &program);
-        if (status == GPUMAT_OK && (tail || skew))
-            program = nv_passes(ctx, program, options, tail, skew);
+        if (status == GPUMAT_OK && nv_option[0])
+            program = nv_passes(ctx, id, program, options, tail, skew, xcol);
         if (status == GPUMAT_OK) {
             ctx->build_stats.cache_misses++;
             if (cached)
@@ -339,7 +471,9 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     if (status == GPUMAT_OK) {
         ctx->build_stats.programs_built++;
         ctx->build_stats.build_seconds += gpumat__now_seconds() - start;
-        *out = program;
+        slot->program = program;
+        /* Built now or loaded: the pass's registers say whether it holds. */
+        slot->extra_column = xcol && has_text(ctx, program, "%pxc0");
     }
     return status;
 }
@@ -349,7 +483,7 @@ gpumat_status gpumat__kernel(gpumat_context *ctx, gpumat__program_id id, gpumat_
 {
     gpumat__program_slot *slot = &ctx->programs[id][dtype == GPUMAT_F64];
     if (!slot->program) {
-        gpumat_status status = build(ctx, id, dtype, &slot->program);
+        gpumat_status status = build(ctx, id, dtype, slot);
         if (status != GPUMAT_OK)
             return status;
     }

@@ -351,6 +351,10 @@ static const size_t profile_shapes[][3] = {
     {61, 67, 71},    {128, 128, 128},  {127, 129, 255}, {257, 255, 129},
     {256, 128, 64},  {129, 127, 9},    {33, 31, 257},   {3, 17, 7},
     {12, 48, 16},    {5, 25, 9},
+    /* 3 x 3 big nvidia-gpu tiles: in the stream-K group (waves of 4, 2 for
+     * double) the whole waves end inside a tile row, so the plain kernel
+     * takes two rows and stream-K splits the third. */
+    {300, 383, 40},
 };
 
 /* Every op combination and every alpha/beta case on every shape. */

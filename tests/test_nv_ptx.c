@@ -231,13 +231,16 @@ typedef struct skew_shape {
     bool extra_use;          /* As's address also reaches a fifth register */
     bool store_past_piece;   /* a store at row 4 of a piece */
     bool names_taken;        /* the kernel already has a %rsk register */
+    bool loop_stores;        /* the loop's own store bases, from a second
+                              * mov of As's address (stream-K) */
+    bool extra_set;          /* and a third set: not the tile's shape */
 } skew_shape;
 
 static size_t skew_kernel(char *buf, skew_shape s)
 {
     size_t at = add(buf, 0, "//\n.version 9.0\n.target sm_90\n.address_size 64\n\n");
     at = add(buf, at, ".entry gemm_nn(\n\t.param .u32 gemm_nn_param_0\n)\n.reqntid 16, 8, 1\n{\n");
-    at = add(buf, at, "\t.reg .pred \t%%p<4>;\n\t.reg .f32 \t%%f<600>;\n\t.reg .b64 \t%%rd<40>;\n");
+    at = add(buf, at, "\t.reg .pred \t%%p<4>;\n\t.reg .f32 \t%%f<600>;\n\t.reg .b64 \t%%rd<60>;\n");
     if (s.names_taken)
         at = add(buf, at, "\t.reg .b32 \t%%rsk<2>;\n");
     at = add(buf, at, "\t// demoted variable\n\t.shared .align 16 .b8 gemm_nn_$_As[%u];\n",
@@ -269,7 +272,17 @@ static size_t skew_kernel(char *buf, skew_shape s)
         at = add(buf, at, "\tfma.rn.f32 \t%%f500, %%f%d, %%f%d, %%f500;\n", 100 + 24 * k, 116 + 24 * k);
         at = add(buf, at, "\tfma.rn.f32 \t%%f501, %%f%d, %%f%d, %%f501;\n", 101 + 24 * k, 117 + 24 * k);
     }
-    at = add(buf, at, "\tbar.sync \t0;\n\tst.shared.f32 \t[%%rd22], %%f1;\n\tbar.sync \t0;\n");
+    at = add(buf, at, "\tbar.sync \t0;\n\tst.shared.f32 \t[%%rd22], %%f1;\n");
+    for (int set = 0; set < (s.loop_stores ? 1 + s.extra_set : 0); ++set) {
+        at = add(buf, at, "\tmov.u64 \t%%rd%d, gemm_nn_$_As;\n", 34 + set);
+        for (int q = 0; q < 4; ++q) {
+            int r = 40 + 4 * set + q;
+            at = add(buf, at, "\tadd.s64 \t%%rd%d, %%rd%d, %%rd%d;\n", r, 34 + set, 1 + q);
+            for (int v = 0; v < 4; ++v)
+                at = add(buf, at, "\tst.shared.f32 \t[%%rd%d+%d], %%f%d;\n", r, v * ROW, 60 + v);
+        }
+    }
+    at = add(buf, at, "\tbar.sync \t0;\n");
     at = add(buf, at, "\t@%%p1 bra \t$L__BB0_2;\n\tret;\n}\n");
     buf[at++] = '\0';
     buf[at++] = '\0';
@@ -322,6 +335,34 @@ static void test_skews_second_half(void **state)
     free(in);
 }
 
+/* Stream-K: the loop computes its own store bases from a second mov of the
+ * address; those move too.  A third set of bases is refused. */
+static void test_skew_loop_stores(void **state)
+{
+    (void)state;
+    char *in = malloc(PTX_SIZE);
+    assert_non_null(in);
+    size_t out_len = 0,
+           len = skew_kernel(in, (skew_shape){.declared_rows = 16, .loop_stores = true});
+    char *out = gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 32, &out_len);
+    assert_non_null(out);
+    char **a, **b;
+    size_t na = lines_of(in, len, &a), nb = lines_of(out, out_len, &b);
+    assert_int_equal(nb, na + 6 + 8);
+    for (int r = 22; r < 44; r = r == 25 ? 40 : r + 1) {
+        char def[64], skewed[64];
+        snprintf(def, sizeof def, "add.s64 \t%%rd%d, %%rd%d,", r, r < 40 ? 10 : 34);
+        snprintf(skewed, sizeof skewed, "\tadd.s64 \t%%rd%d, %%rd%d, %%rdsk0;", r, r);
+        assert_string_equal(b[find_line(b, nb, 0, def) + 1], skewed);
+    }
+    free_lines(a, na);
+    free_lines(b, nb);
+    free(out);
+    len = skew_kernel(in, (skew_shape){.declared_rows = 16, .loop_stores = true, .extra_set = true});
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 32, &out_len));
+    free(in);
+}
+
 static void test_skew_refusals(void **state)
 {
     (void)state;
@@ -342,11 +383,106 @@ static void test_skew_refusals(void **state)
     size_t len = skew_kernel(in, (skew_shape){.declared_rows = 16});
     /* Wrong piece count, another kernel, another array, a skew that breaks
      * the 16-byte alignment of the reads, no skew. */
-    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 2, 32, &out_len));
+    assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 3, 32, &out_len));
     assert_null(gpumat__ptx_skew_rows(in, len, "gemm_tt", "As", 16, ROW, 4, 32, &out_len));
     assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "Cs", 16, ROW, 4, 32, &out_len));
     assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 8, &out_len));
     assert_null(gpumat__ptx_skew_rows(in, len, "gemm_nn", "As", 16, ROW, 4, 0, &out_len));
+    free(in);
+}
+
+/* ---- the extra-column tile index ------------------------------------------ */
+
+typedef struct xcol_shape {
+    bool stray_ctaid;  /* %ctaid.x read outside a triple */
+    bool shared_temp;  /* a triple's %ctaid register used again */
+    bool names_taken;  /* the kernel already has a %rxc register */
+    bool no_y;         /* the kernel never reads its y index */
+} xcol_shape;
+
+/* A kernel reading its group index as NVIDIA's front end does: x and y
+ * triples before the loop, and again (other order in the add) after it. */
+static size_t xcol_kernel(char *buf, size_t at, const char *name, xcol_shape s)
+{
+    at = add(buf, at, ".entry %s(\n\t.param .u32 %s_param_0\n)\n{\n", name, name);
+    at = add(buf, at, "\t.reg .pred \t%%p<4>;\n\t.reg .b32 \t%%r<40>;\n");
+    if (s.names_taken)
+        at = add(buf, at, "\t.reg .b32 \t%%rxc<2>;\n");
+    if (!s.no_y)
+        at = add(buf, at, "\tmov.u32 \t%%r1, %%ctaid.y;\n\tmov.b32 \t%%r2, %%envreg1;\n"
+                          "\tadd.s32 \t%%r3, %%r2, %%r1;\n");
+    at = add(buf, at, "\tmov.u32 \t%%r4, %%ctaid.x;\n\tmov.b32 \t%%r5, %%envreg0;\n"
+                      "\tadd.s32 \t%%r6, %%r5, %%r4;\n");
+    at = add(buf, at, "\tshl.b32 \t%%r7, %%r%d, 7;\n\tshl.b32 \t%%r8, %%r6, 7;\n", s.no_y ? 6 : 3);
+    if (s.stray_ctaid)
+        at = add(buf, at, "\tmov.u32 \t%%r9, %%ctaid.x;\n");
+    if (s.shared_temp)
+        at = add(buf, at, "\tadd.s32 \t%%r10, %%r4, 1;\n");
+    at = add(buf, at, "$L__BB0_1:\n\tbar.sync \t0;\n\t@%%p1 bra \t$L__BB0_1;\n");
+    at = add(buf, at, "\tmov.u32 \t%%r11, %%ctaid.x;\n\tmov.b32 \t%%r12, %%envreg0;\n"
+                      "\tadd.s32 \t%%r13, %%r11, %%r12;\n\tshl.b32 \t%%r14, %%r13, 7;\n");
+    at = add(buf, at, "\tst.global.u32 \t[%%rd1], %%r14;\n\tret;\n}\n");
+    return at;
+}
+
+static void test_extra_column(void **state)
+{
+    (void)state;
+    char *in = malloc(PTX_SIZE);
+    assert_non_null(in);
+    size_t len = add(in, 0, "//\n.version 9.0\n.target sm_90\n.address_size 64\n\n");
+    len = xcol_kernel(in, len, "gemm_nn", (xcol_shape){0});
+    len = xcol_kernel(in, len, "gemm_tt", (xcol_shape){0});
+    in[len++] = '\0';
+    size_t out_len = 0;
+    unsigned rewritten = 0;
+    const char *const nn[] = {"gemm_nn"};
+    char *out = gpumat__ptx_extra_column(in, len, nn, 1, &out_len, &rewritten);
+    assert_non_null(out);
+    assert_int_equal(rewritten, 1);
+    assert_int_equal(out[out_len - 1], '\0');
+    char **a, **b;
+    size_t na = lines_of(in, len, &a), nb = lines_of(out, out_len, &b);
+    /* 2 declarations; each of the 3 triples' adds becomes 11 lines. */
+    assert_int_equal(nb, na + 2 + 3 * 10);
+    size_t decl = find_line(b, nb, 0, ".reg .b32 \t%r<40>;");
+    assert_string_equal(b[decl + 1], "\t.reg .b32 \t%rxc<18>;");
+    assert_string_equal(b[decl + 2], "\t.reg .pred \t%pxc<3>;");
+    /* y (the first triple): the group row count on the extra column. */
+    size_t y = find_line(b, nb, 0, "%r3, %rxc");
+    assert_string_equal(b[y], "\tselp.b32 \t%r3, %rxc3, %rxc1, %pxc0;");
+    assert_string_equal(b[y - 1], "\tsetp.eq.s32 \t%pxc0, %rxc5, %rxc2;");
+    assert_string_equal(b[y - 2], "\tadd.s32 \t%rxc5, %rxc0, 1;");
+    assert_string_equal(b[y - 3], "\tmov.b32 \t%rxc3, %envreg7;");
+    assert_string_equal(b[y - 4], "\tmov.b32 \t%rxc2, %envreg3;");
+    /* x, before and after the loop: the group's row on the extra column. */
+    assert_string_equal(b[find_line(b, nb, 0, "%r6, %rxc")], "\tselp.b32 \t%r6, %rxc7, %rxc6, %pxc1;");
+    assert_string_equal(b[find_line(b, nb, 0, "%r13, %rxc")],
+                        "\tselp.b32 \t%r13, %rxc13, %rxc12, %pxc2;");
+    /* The triples' movs stay; the loop and gemm_tt are untouched. */
+    find_line(b, nb, 0, "\tmov.u32 \t%r11, %ctaid.x;");
+    size_t tt_a = find_line(a, na, 0, ".entry gemm_tt("), tt_b = find_line(b, nb, 0, ".entry gemm_tt(");
+    assert_int_equal(na - tt_a, nb - tt_b);
+    for (size_t i = 0; tt_a + i < na; ++i)
+        assert_string_equal(a[tt_a + i], b[tt_b + i]);
+    free_lines(a, na);
+    free_lines(b, nb);
+    free(out);
+
+    /* Refused: a stray group register read, a triple register reused, our
+     * names taken, no y index; and kernels that are not there. */
+    static const xcol_shape bad[] = {
+        {.stray_ctaid = true}, {.shared_temp = true}, {.names_taken = true}, {.no_y = true}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+        len = add(in, 0, "//\n.version 9.0\n.target sm_90\n.address_size 64\n\n");
+        len = xcol_kernel(in, len, "gemm_nn", bad[i]);
+        if (gpumat__ptx_extra_column(in, len, nn, 1, &out_len, &rewritten))
+            fail_msg("unsafe shape %zu was rewritten", i);
+        assert_int_equal(rewritten, 0);
+    }
+    const char *const missing[] = {"gemm_xx"};
+    len = xcol_kernel(in, 0, "gemm_nn", (xcol_shape){0});
+    assert_null(gpumat__ptx_extra_column(in, len, missing, 1, &out_len, &rewritten));
     free(in);
 }
 
@@ -358,7 +494,9 @@ int main(void)
         cmocka_unit_test(test_refuses_unsafe_moves),
         cmocka_unit_test(test_refuses_missing_or_small),
         cmocka_unit_test(test_skews_second_half),
+        cmocka_unit_test(test_skew_loop_stores),
         cmocka_unit_test(test_skew_refusals),
+        cmocka_unit_test(test_extra_column),
     };
     return cmocka_run_group_tests_name("nv_ptx", tests, NULL, NULL);
 }
