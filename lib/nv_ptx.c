@@ -365,6 +365,34 @@ static bool appendf(char *buf, size_t cap, size_t *at, const char *fmt, ...)
     return true;
 }
 
+/* Is no token starting with one of the `n` prefixes (a pass's register
+ * names) in lines [first, last]? */
+static bool names_free(const text *t, size_t first, size_t last, const char *const *prefixes,
+                       size_t n)
+{
+    for (size_t i = first; i <= last; ++i) {
+        const char *s = t->p + t->lines[i].start, *end = t->p + t->lines[i].end;
+        for (const char *q = s; q < end; ++q)
+            for (size_t k = 0; k < n; ++k) {
+                size_t pl = strlen(prefixes[k]);
+                if ((size_t)(end - q) >= pl && memcmp(q, prefixes[k], pl) == 0)
+                    return false;
+            }
+    }
+    return true;
+}
+
+/* The kernel's last declaration line (.reg, .shared, .local) in [first,
+ * last]: a pass's own declarations and setup go after it. */
+static size_t last_declaration(const text *t, size_t first, size_t last)
+{
+    size_t decl_end = first;
+    for (size_t i = first; i <= last; ++i)
+        if (starts(t, i, ".reg") || starts(t, i, ".shared") || starts(t, i, ".local"))
+            decl_end = i;
+    return decl_end;
+}
+
 /* ---- gpumat__ptx_skew_rows ------------------------------------------------ */
 
 /* The register of "[%rdX]" / "[%rdX+N]" in line i, and N. */
@@ -436,12 +464,9 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
     edits = calloc(last - first + 1, sizeof *edits); /* by line - first */
     if (!edits)
         goto done;
-    for (size_t i = first; i <= last; ++i) {
-        const char *s = t.p + t.lines[i].start, *end = t.p + t.lines[i].end;
-        for (const char *q = s; q + 4 <= end; ++q)
-            if (memcmp(q, "%rsk", 4) == 0 || (q + 5 <= end && memcmp(q, "%rdsk", 5) == 0))
-                goto done; /* our registers' names are taken */
-    }
+    static const char *const ours[] = {"%rsk", "%rdsk"};
+    if (!names_free(&t, first, last, ours, 2))
+        goto done;
 
     /* The declaration, with the size rows x row_bytes; the movs of its
      * address (the front end may take it again where it uses it). */
@@ -545,10 +570,7 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
         goto done;
 
     /* The skew, computed after the declarations: (tid.x & 2) * skew / 2. */
-    size_t decl_end = first;
-    for (size_t i = first; i <= last; ++i)
-        if (starts(&t, i, ".reg") || starts(&t, i, ".shared") || starts(&t, i, ".local"))
-            decl_end = i;
+    size_t decl_end = last_declaration(&t, first, last);
     {
         edit_line *ed = &edits[decl - first];
         char size[192];
@@ -663,18 +685,16 @@ char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *k
             int d;
         } sites[XCOL_MAX_SITES];
         unsigned found[2] = {0, 0};
-        bool ok = find_kernel(&t, kernels[k], &first, &last);
-        /* Every mention of the group index registers is one of the triples,
-         * and our registers' names are free. */
+        static const char *const ours[] = {"%rxc", "%pxc"};
+        bool ok =
+            find_kernel(&t, kernels[k], &first, &last) && names_free(&t, first, last, ours, 2);
+        /* Every mention of the group index registers is one of the triples. */
         for (size_t i = first; ok && i <= last; ++i) {
             static const char *const ids[] = {"%ctaid.x", "%ctaid.y", "%envreg0", "%envreg1"};
-            const char *s = t.p + t.lines[i].start, *end = t.p + t.lines[i].end;
-            for (const char *q = s; q + 4 <= end && ok; ++q)
-                ok = memcmp(q, "%rxc", 4) != 0 && memcmp(q, "%pxc", 4) != 0;
             bool id = false;
             for (size_t r = 0; r < sizeof ids / sizeof ids[0]; ++r)
                 id |= mentions(&t, i, ids[r], strlen(ids[r]));
-            if (!ok || !id)
+            if (!id)
                 continue;
             int d = n_sites == XCOL_MAX_SITES                         ? -1
                     : group_id_at(&t, first, last, i, 0, sites[n_sites].dst) ? 0
@@ -693,9 +713,7 @@ char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *k
         size_t decl_end = first, at = 0;
         if (!ok || !found[0] || !found[1])
             goto next_kernel;
-        for (size_t i = first; i <= last; ++i)
-            if (starts(&t, i, ".reg") || starts(&t, i, ".shared") || starts(&t, i, ".local"))
-                decl_end = i;
+        decl_end = last_declaration(&t, first, last);
         /* Each triple's add becomes the remapped index, computed from the
          * group registers where the front end computed the plain one (so
          * nothing new stays live across the K loop): E = get_global_offset(0)

@@ -270,8 +270,8 @@ static size_t extra_column_rows(gpumat_context *ctx, const gpumat__gemm_call *g,
                                 const char *name, size_t tiles_m, size_t tiles_n, size_t waves)
 {
     size_t full = tiles_m * tiles_n / waves * waves;
-    if (g->dtype != GPUMAT_F32 || (g->trans_a && g->trans_b) || !ctx->profile.gemm.nv_xcol ||
-        full == 0 || full % (tiles_n + 1) != 0)
+    if (g->dtype != GPUMAT_F32 || (g->trans_a && g->trans_b) || full == 0 ||
+        full % (tiles_n + 1) != 0)
         return 0;
     size_t r = full / (tiles_n + 1);
     cl_kernel kernel;

@@ -174,38 +174,47 @@ static const char *const nv_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_
  * instruction for instruction. */
 static const char *const xcol_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn"};
 
-/* C (M x N, into host) = 1.5 op(A) op(B) by `kernel` of `program` over the
- * grid global/local, offset along x by `offset` work-items; false on any
- * OpenCL error. */
-static bool run_product(gpumat_context *ctx, cl_program program, const char *name, cl_int m,
-                        cl_int n, cl_int k, const cl_mem buf[3], const size_t global[2],
-                        const size_t local[2], size_t offset, cl_float *host)
+/* Runs kernel `name` of `program` with n_args arguments over the grid
+ * (offset along x by `offset` work-items; 0: none) and reads `bytes` of
+ * `out` into host; false on any OpenCL error.  The read waits on the
+ * kernel's event: a wrapped queue may be out of order. */
+static bool run_and_read(gpumat_context *ctx, cl_program program, const char *name,
+                         cl_uint n_args, const void *const *args, const size_t *sizes,
+                         size_t offset, const size_t global[2], const size_t local[2], cl_mem out,
+                         size_t bytes, void *host)
 {
     cl_int err;
     cl_kernel kernel = clCreateKernel(program, name, &err);
-    const cl_int lda = name[5] == 't' ? m : k, ldb = name[6] == 't' ? k : n;
-    const cl_float alpha = 1.5f, beta = 0;
-    const void *args[11] = {&m, &n, &k, &alpha, &beta, &buf[0], &lda, &buf[1], &ldb, &buf[2], &n};
-    const size_t sizes[11] = {sizeof m,        sizeof n,   sizeof k,       sizeof alpha,
-                              sizeof beta,     sizeof(cl_mem), sizeof lda, sizeof(cl_mem),
-                              sizeof ldb,      sizeof(cl_mem), sizeof n};
-    for (cl_uint i = 0; err == CL_SUCCESS && i < 11; ++i)
+    for (cl_uint i = 0; err == CL_SUCCESS && i < n_args; ++i)
         err = clSetKernelArg(kernel, i, sizes[i], args[i]);
-    /* The read waits on the product's event: a wrapped queue may be out
-     * of order. */
     cl_event done = NULL;
     const size_t origin[2] = {offset, 0};
     if (err == CL_SUCCESS)
         err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, offset ? origin : NULL, global, local,
                                      0, NULL, &done);
     if (err == CL_SUCCESS)
-        err = clEnqueueReadBuffer(ctx->queue, buf[2], CL_TRUE, 0,
-                                  (size_t)m * (size_t)n * sizeof(cl_float), host, 1, &done, NULL);
+        err = clEnqueueReadBuffer(ctx->queue, out, CL_TRUE, 0, bytes, host, 1, &done, NULL);
     if (done)
         clReleaseEvent(done);
     if (kernel)
         clReleaseKernel(kernel);
     return err == CL_SUCCESS;
+}
+
+/* C (M x N, into host) = 1.5 op(A) op(B) by `name` (a big-tile kernel:
+ * gemm_XY) of `program` over the grid, as run_and_read. */
+static bool run_product(gpumat_context *ctx, cl_program program, const char *name, cl_int m,
+                        cl_int n, cl_int k, const cl_mem buf[3], const size_t global[2],
+                        const size_t local[2], size_t offset, cl_float *host)
+{
+    const cl_int lda = name[5] == 't' ? m : k, ldb = name[6] == 't' ? k : n;
+    const cl_float alpha = 1.5f, beta = 0;
+    const void *args[11] = {&m, &n, &k, &alpha, &beta, &buf[0], &lda, &buf[1], &ldb, &buf[2], &n};
+    const size_t sizes[11] = {sizeof m,    sizeof n,       sizeof k,   sizeof alpha,
+                              sizeof beta, sizeof(cl_mem), sizeof lda, sizeof(cl_mem),
+                              sizeof ldb,  sizeof(cl_mem), sizeof n};
+    return run_and_read(ctx, program, name, 11, args, sizes, offset, global, local, buf[2],
+                        (size_t)m * (size_t)n * sizeof(cl_float), host);
 }
 
 /* Do programs a and b compute bit-identical products with every kernel of
@@ -296,30 +305,16 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
     const size_t local[2] = {g->ndimc, g->mdimc}, global[2] = {GROUPS * g->ndimc, g->mdimc};
     const cl_int n = S;
     const cl_float alpha = 1.5f, beta = 0;
-    for (int side = 0; same && err == CL_SUCCESS && side < 2; ++side) {
-        cl_kernel kernel = clCreateKernel(side ? b : a, "gemm_nn_sk", &err);
-        const void *args[18] = {&n,      &n,     &n,      &alpha,  &beta,  &buf[0],
-                                &n,      &buf[1], &n,     &buf[2], &n,     &tiles_n,
-                                &iters,  &first, &per,    &total,  &buf[3], &buf[4]};
-        const size_t arg_sizes[18] = {sizeof n, sizeof n, sizeof n, sizeof alpha,
-                                      sizeof beta, sizeof(cl_mem), sizeof n, sizeof(cl_mem),
-                                      sizeof n, sizeof(cl_mem), sizeof n, sizeof tiles_n,
-                                      sizeof iters, sizeof first, sizeof per, sizeof total,
-                                      sizeof(cl_mem), sizeof(cl_mem)};
-        for (cl_uint i = 0; err == CL_SUCCESS && i < 18; ++i)
-            err = clSetKernelArg(kernel, i, arg_sizes[i], args[i]);
-        cl_event done = NULL;
-        if (err == CL_SUCCESS)
-            err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, NULL, global, local, 0, NULL,
-                                         &done);
-        if (err == CL_SUCCESS)
-            err = clEnqueueReadBuffer(ctx->queue, buf[2], CL_TRUE, 0, bytes,
-                                      host + (2 + side) * count, 1, &done, NULL);
-        if (done)
-            clReleaseEvent(done);
-        if (kernel)
-            clReleaseKernel(kernel);
-    }
+    const void *args[18] = {&n,      &n,     &n,    &alpha, &beta,  &buf[0], &n,     &buf[1],
+                            &n,      &buf[2], &n,   &tiles_n, &iters, &first, &per, &total,
+                            &buf[3], &buf[4]};
+    const size_t arg_sizes[18] = {
+        sizeof n,      sizeof n,     sizeof n,     sizeof alpha, sizeof beta, sizeof(cl_mem),
+        sizeof n,      sizeof(cl_mem), sizeof n,   sizeof(cl_mem), sizeof n,  sizeof tiles_n,
+        sizeof iters,  sizeof first, sizeof per,   sizeof total, sizeof(cl_mem), sizeof(cl_mem)};
+    for (int side = 0; same && err == CL_SUCCESS && side < 2; ++side)
+        same = run_and_read(ctx, side ? b : a, "gemm_nn_sk", 18, args, arg_sizes, 0, global,
+                            local, buf[2], bytes, host + (2 + side) * count);
     same = same && err == CL_SUCCESS && memcmp(host + 2 * count, host + 3 * count, bytes) == 0;
     for (int i = 0; i < 5; ++i)
         if (buf[i])
@@ -327,6 +322,18 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
     free(host);
     free(zeros);
     return same;
+}
+
+/* Takes a pass's output `next` (NULL: the pass did not apply) as the PTX
+ * text; true when it did. */
+static bool adopt(char **text, size_t *len, char *next, size_t next_len)
+{
+    if (!next)
+        return false;
+    free(*text);
+    *text = next;
+    *len = next_len;
+    return true;
 }
 
 /* The program rebuilt from its PTX after nv_ptx.c's passes (tail: products
@@ -346,28 +353,20 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
     unsigned rewritten = 0;
     char *text = (char *)gpumat__program_binary(ctx, program, &len);
     bool changed = false;
-    if (text && tail) {
-        char *next = gpumat__ptx_defer_products(
-            text, len, sk ? sk_kernels : nv_kernels,
-            sk ? 1 : sizeof nv_kernels / sizeof nv_kernels[0], tail, &out_len, &rewritten);
-        if (next) {
-            free(text);
-            text = next;
-            len = out_len;
-            changed = true;
-        }
-    }
+    if (text && tail)
+        changed |= adopt(&text, &len,
+                         gpumat__ptx_defer_products(
+                             text, len, sk ? sk_kernels : nv_kernels,
+                             sk ? 1 : sizeof nv_kernels / sizeof nv_kernels[0], tail, &out_len,
+                             &rewritten),
+                         out_len);
     if (text && skew) {
         unsigned pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc);
-        char *next = gpumat__ptx_skew_rows(text, len, sk ? "gemm_nn_sk" : "gemm_nn", "As",
-                                           g->kwg, (g->mwg + 4) * (unsigned)sizeof(cl_float),
-                                           pieces, skew, &out_len);
-        if (next) {
-            free(text);
-            text = next;
-            len = out_len;
-            changed = true;
-        }
+        changed |= adopt(&text, &len,
+                         gpumat__ptx_skew_rows(text, len, sk ? "gemm_nn_sk" : "gemm_nn", "As",
+                                               g->kwg, (g->mwg + 4) * (unsigned)sizeof(cl_float),
+                                               pieces, skew, &out_len),
+                         out_len);
     }
     /* All of xcol_kernels or none: the host asks per program. */
     const size_t n_xcol = sizeof xcol_kernels / sizeof xcol_kernels[0];
@@ -375,14 +374,10 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
     if (text && xcol) {
         char *next = gpumat__ptx_extra_column(text, len, xcol_kernels, n_xcol, &out_len,
                                               &rewritten);
-        if (next && rewritten == n_xcol) {
-            free(text);
-            text = next;
-            len = out_len;
-            changed = has_xcol = true;
-        } else {
+        if (rewritten == n_xcol)
+            changed |= has_xcol = adopt(&text, &len, next, out_len);
+        else
             free(next);
-        }
     }
     cl_program rebuilt =
         changed ? gpumat__program_from_binary(ctx, (const unsigned char *)text, len, options)
