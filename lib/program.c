@@ -174,26 +174,32 @@ static const char *const nv_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn", "gemm_
  * instruction for instruction. */
 static const char *const xcol_kernels[] = {"gemm_nn", "gemm_nt", "gemm_tn"};
 
-/* Runs kernel `name` of `program` with n_args arguments over the grid
- * (offset along x by `offset` work-items; 0: none) and reads `bytes` of
- * `out` into host; false on any OpenCL error.  The read waits on the
- * kernel's event: a wrapped queue may be out of order. */
+/* Fills the first `bytes` of `out` with the byte `poison`, runs kernel
+ * `name` of `program` with n_args arguments over the grid (offset along x
+ * by `offset` work-items; 0: none) and reads `out` back into host; false on
+ * any OpenCL error.  Callers poison their two runs differently, so that an
+ * element neither writes still compares unequal.  Each step waits on the
+ * previous one's event: a wrapped queue may be out of order. */
 static bool run_and_read(gpumat_context *ctx, cl_program program, const char *name,
                          cl_uint n_args, const void *const *args, const size_t *sizes,
                          size_t offset, const size_t global[2], const size_t local[2], cl_mem out,
-                         size_t bytes, void *host)
+                         size_t bytes, unsigned char poison, void *host)
 {
     cl_int err;
     cl_kernel kernel = clCreateKernel(program, name, &err);
     for (cl_uint i = 0; err == CL_SUCCESS && i < n_args; ++i)
         err = clSetKernelArg(kernel, i, sizes[i], args[i]);
-    cl_event done = NULL;
+    cl_event filled = NULL, done = NULL;
     const size_t origin[2] = {offset, 0};
     if (err == CL_SUCCESS)
+        err = clEnqueueFillBuffer(ctx->queue, out, &poison, 1, 0, bytes, 0, NULL, &filled);
+    if (err == CL_SUCCESS)
         err = clEnqueueNDRangeKernel(ctx->queue, kernel, 2, offset ? origin : NULL, global, local,
-                                     0, NULL, &done);
+                                     1, &filled, &done);
     if (err == CL_SUCCESS)
         err = clEnqueueReadBuffer(ctx->queue, out, CL_TRUE, 0, bytes, host, 1, &done, NULL);
+    if (filled)
+        clReleaseEvent(filled);
     if (done)
         clReleaseEvent(done);
     if (kernel)
@@ -205,7 +211,8 @@ static bool run_and_read(gpumat_context *ctx, cl_program program, const char *na
  * gemm_XY) of `program` over the grid, as run_and_read. */
 static bool run_product(gpumat_context *ctx, cl_program program, const char *name, cl_int m,
                         cl_int n, cl_int k, const cl_mem buf[3], const size_t global[2],
-                        const size_t local[2], size_t offset, cl_float *host)
+                        const size_t local[2], size_t offset, unsigned char poison,
+                        cl_float *host)
 {
     const cl_int lda = name[5] == 't' ? m : k, ldb = name[6] == 't' ? k : n;
     const cl_float alpha = 1.5f, beta = 0;
@@ -214,7 +221,7 @@ static bool run_product(gpumat_context *ctx, cl_program program, const char *nam
                               sizeof beta, sizeof(cl_mem), sizeof lda, sizeof(cl_mem),
                               sizeof ldb,  sizeof(cl_mem), sizeof n};
     return run_and_read(ctx, program, name, 11, args, sizes, offset, global, local, buf[2],
-                        (size_t)m * (size_t)n * sizeof(cl_float), host);
+                        (size_t)m * (size_t)n * sizeof(cl_float), poison, host);
 }
 
 /* Do programs a and b compute bit-identical products with every kernel of
@@ -253,15 +260,17 @@ static bool same_products(gpumat_context *ctx, cl_program a, cl_program b, bool 
     cl_float *ca = host + 2 * count, *cb = host + 3 * count;
     bool same = err == CL_SUCCESS;
     for (size_t k = 0; same && k < sizeof nv_kernels / sizeof nv_kernels[0]; ++k)
-        same = run_product(ctx, a, nv_kernels[k], S, S, S, buf, global, local, 0, ca) &&
-               run_product(ctx, b, nv_kernels[k], S, S, S, buf, global, local, 0, cb) &&
+        same = run_product(ctx, a, nv_kernels[k], S, S, S, buf, global, local, 0, 0xff, ca) &&
+               run_product(ctx, b, nv_kernels[k], S, S, S, buf, global, local, 0, 0xfe, cb) &&
                memcmp(ca, cb, (size_t)S * S * sizeof(cl_float)) == 0;
     /* The extra column covers the last tile row only when it has no more
      * tiles than there are rows above it. */
     xcol = xcol && xm_tiles >= 2 && tn <= xm_tiles - 1;
     for (size_t k = 0; same && xcol && k < sizeof xcol_kernels / sizeof xcol_kernels[0]; ++k)
-        same = run_product(ctx, a, xcol_kernels[k], XM, S, S, buf, x_plain, local, 0, ca) &&
-               run_product(ctx, b, xcol_kernels[k], XM, S, S, buf, x_extra, local, tn + 1, cb) &&
+        same = run_product(ctx, a, xcol_kernels[k], XM, S, S, buf, x_plain, local, 0, 0xff,
+                           ca) &&
+               run_product(ctx, b, xcol_kernels[k], XM, S, S, buf, x_extra, local, tn + 1, 0xfe,
+                           cb) &&
                memcmp(ca, cb, bytes) == 0;
     for (int i = 0; i < 3; ++i)
         if (buf[i])
@@ -314,7 +323,7 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
         sizeof iters,  sizeof first, sizeof per,   sizeof total, sizeof(cl_mem), sizeof(cl_mem)};
     for (int side = 0; same && err == CL_SUCCESS && side < 2; ++side)
         same = run_and_read(ctx, side ? b : a, "gemm_nn_sk", 18, args, arg_sizes, 0, global,
-                            local, buf[2], bytes, host + (2 + side) * count);
+                            local, buf[2], bytes, side ? 0xfe : 0xff, host + (2 + side) * count);
     same = same && err == CL_SUCCESS && memcmp(host + 2 * count, host + 3 * count, bytes) == 0;
     for (int i = 0; i < 5; ++i)
         if (buf[i])
