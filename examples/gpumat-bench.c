@@ -618,6 +618,12 @@ int main(int argc, char **argv)
         bench_transfer(&cfg, nat, cfg.quick ? (size_t)64 << 20 : (size_t)256 << 20);
     if (wants(&cfg, "start"))
         bench_start(&cfg, argv[0]);
+    /* Device-specific rewrites of the kernels just timed: a rewrite that
+     * stopped being kept shows here, not only as a slower table. */
+    char notes[512];
+    CHECK(gpumat_context_kernel_notes(nat, notes, sizeof notes), nat);
+    if (notes[0])
+        printf("\nkernels:\n%s\n", notes);
     gpumat_context_destroy(blas);
     gpumat_context_destroy(nat);
     if (cfg.csv)

@@ -458,6 +458,19 @@ typedef struct gpumat_build_stats {
 GPUMAT_API gpumat_status gpumat_context_build_stats(const gpumat_context *ctx,
                                                     gpumat_build_stats *stats);
 
+/** What the context did to its programs beyond compiling them, for people
+ *  and benchmark logs: one line per program built so far that a
+ *  device-specific rewrite applies to, e.g. on sm_90 NVIDIA GPUs
+ *  "gemm f32: PTX passes tail, skew, extra column" (docs/gemm-notes.md,
+ *  rounds 8-9) or "gemm f32: PTX passes not kept (the edited PTX did not
+ *  build)".  A rewrite is kept only when the rewritten program's products
+ *  are bit-identical to the original's, so a "not kept" line costs speed,
+ *  never correctness.  Copied into buf (size bytes, NUL-terminated,
+ *  truncated to fit); "" when no program so far has such a rewrite.  Fails
+ *  with GPUMAT_ERR_INVALID_ARGUMENT when ctx or buf is NULL or size is 0. */
+GPUMAT_API gpumat_status gpumat_context_kernel_notes(const gpumat_context *ctx, char *buf,
+                                                     size_t size);
+
 /* ------------------------------------------------------------------------ */
 /* Neural-network and element-wise operations                               */
 /* ------------------------------------------------------------------------ */

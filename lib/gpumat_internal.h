@@ -340,6 +340,9 @@ struct gpumat_context {
     bool cache_resolved;
     char cache_dir[GPUMAT__CACHE_DIR_SIZE]; /* "" once resolved: no cache */
     gpumat_build_stats build_stats;
+    /* gpumat_context_kernel_notes: one line per program whose binary was
+     * meant to be rewritten (program.c), also guarded by `lock`. */
+    char kernel_notes[512];
 
     gpumat__staging staging;
 
@@ -429,6 +432,28 @@ char *gpumat__ptx_skew_rows(const char *ptx, size_t len, const char *kernel, con
  * kernel reads its group index only in that form (nv_ptx.c). */
 char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *kernels,
                                size_t n_kernels, size_t *out_len, unsigned *rewritten);
+
+/* The passes program.c runs over one program's PTX, in this order; a
+ * zero count or an empty kernel list leaves a pass out. */
+typedef struct gpumat__ptx_plan {
+    unsigned tail; /* gpumat__ptx_defer_products */
+    const char *const *tail_kernels;
+    size_t n_tail_kernels;
+    unsigned skew; /* gpumat__ptx_skew_rows */
+    const char *skew_kernel, *skew_array;
+    unsigned skew_rows, skew_row_bytes, skew_pieces;
+    const char *const *xcol_kernels; /* gpumat__ptx_extra_column, all or none */
+    size_t n_xcol_kernels;
+} gpumat__ptx_plan;
+
+/* Bits of gpumat__ptx_passes's *applied. */
+enum { GPUMAT__PTX_TAIL = 1u, GPUMAT__PTX_SKEW = 2u, GPUMAT__PTX_XCOL = 4u };
+
+/* Runs the plan's passes over ptx[0, len), each on the previous one's
+ * output.  Returns the new text (malloc'd, *out_len bytes) with *applied
+ * the passes that changed it, or NULL (*applied 0) when none did. */
+char *gpumat__ptx_passes(const char *ptx, size_t len, const gpumat__ptx_plan *plan,
+                         size_t *out_len, unsigned *applied);
 
 /* A monotonic clock for the build statistics. */
 double gpumat__now_seconds(void);

@@ -772,3 +772,55 @@ char *gpumat__ptx_extra_column(const char *ptx, size_t len, const char *const *k
     *out_len = cur_len;
     return cur;
 }
+
+/* Takes a pass's output `next` (NULL: the pass did not apply) as the
+ * current text, freeing the one before unless it is the caller's input. */
+static bool take(char **cur, size_t *cur_len, const char *input, char *next, size_t next_len)
+{
+    if (!next)
+        return false;
+    if (*cur != input)
+        free(*cur);
+    *cur = next;
+    *cur_len = next_len;
+    return true;
+}
+
+char *gpumat__ptx_passes(const char *ptx, size_t len, const gpumat__ptx_plan *plan,
+                         size_t *out_len, unsigned *applied)
+{
+    /* Each pass's length is read in a statement of its own, after the
+     * pass: an argument list leaves the order of reads unspecified. */
+    char *cur = (char *)ptx, *next;
+    size_t cur_len = len, next_len = 0;
+    unsigned rewritten = 0;
+    *applied = 0;
+    if (plan->tail) {
+        next = gpumat__ptx_defer_products(cur, cur_len, plan->tail_kernels, plan->n_tail_kernels,
+                                          plan->tail, &next_len, &rewritten);
+        if (take(&cur, &cur_len, ptx, next, next_len))
+            *applied |= GPUMAT__PTX_TAIL;
+    }
+    if (plan->skew) {
+        next = gpumat__ptx_skew_rows(cur, cur_len, plan->skew_kernel, plan->skew_array,
+                                     plan->skew_rows, plan->skew_row_bytes, plan->skew_pieces,
+                                     plan->skew, &next_len);
+        if (take(&cur, &cur_len, ptx, next, next_len))
+            *applied |= GPUMAT__PTX_SKEW;
+    }
+    if (plan->n_xcol_kernels) {
+        next = gpumat__ptx_extra_column(cur, cur_len, plan->xcol_kernels, plan->n_xcol_kernels,
+                                        &next_len, &rewritten);
+        /* All or none: the host launches the extra column per program. */
+        if (next && rewritten != plan->n_xcol_kernels) {
+            free(next);
+            next = NULL;
+        }
+        if (take(&cur, &cur_len, ptx, next, next_len))
+            *applied |= GPUMAT__PTX_XCOL;
+    }
+    if (cur == ptx)
+        return NULL;
+    *out_len = cur_len;
+    return cur;
+}

@@ -333,86 +333,109 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
     return same;
 }
 
-/* Takes a pass's output `next` (NULL: the pass did not apply) as the PTX
- * text; true when it did. */
-static bool adopt(char **text, size_t *len, char *next, size_t next_len)
-{
-    if (!next)
-        return false;
-    free(*text);
-    *text = next;
-    *len = next_len;
-    return true;
-}
+/* The line nv_passes puts first in a program's PTX: which passes the
+ * kept program has, so that a cached program says so too. */
+#define PASSES_MARK "// libgpumat PTX passes: "
 
 /* The program rebuilt from its PTX after nv_ptx.c's passes (tail: products
  * moved, skew: bytes the NN kernel's second half of A moves, xcol: the
  * extra-column tile index in xcol_kernels), or the program itself when no
  * pass applies, the rebuild fails or the products differ in any bit: the
- * original is always a correct fallback. */
+ * original is always a correct fallback.  `why` gets the reason when the
+ * original is kept. */
 static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_program program,
-                            const char *options, unsigned tail, unsigned skew, bool xcol)
+                            const char *options, unsigned tail, unsigned skew, bool xcol,
+                            char *why, size_t why_size)
 {
     const gpumat__gemm_params *g = &ctx->profile.gemm;
     const bool sk = id == GPUMAT__PROGRAM_GEMM_SK;
     /* The stream-K program: NN's kernel only (round 9; the others' small
      * products lost with round 8's count). */
-    const char *const sk_kernels[] = {"gemm_nn_sk"};
+    static const char *const sk_kernels[] = {"gemm_nn_sk"};
+    const gpumat__ptx_plan plan = {
+        .tail = tail,
+        .tail_kernels = sk ? sk_kernels : nv_kernels,
+        .n_tail_kernels = sk ? 1 : sizeof nv_kernels / sizeof nv_kernels[0],
+        .skew = skew,
+        .skew_kernel = sk ? "gemm_nn_sk" : "gemm_nn",
+        .skew_array = "As",
+        .skew_rows = g->kwg,
+        .skew_row_bytes = (g->mwg + 4) * (unsigned)sizeof(cl_float),
+        .skew_pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc),
+        .xcol_kernels = xcol_kernels,
+        .n_xcol_kernels = xcol ? sizeof xcol_kernels / sizeof xcol_kernels[0] : 0,
+    };
     size_t len = 0, out_len = 0;
-    unsigned rewritten = 0;
-    char *text = (char *)gpumat__program_binary(ctx, program, &len);
-    bool changed = false;
-    if (text && tail)
-        changed |= adopt(&text, &len,
-                         gpumat__ptx_defer_products(
-                             text, len, sk ? sk_kernels : nv_kernels,
-                             sk ? 1 : sizeof nv_kernels / sizeof nv_kernels[0], tail, &out_len,
-                             &rewritten),
-                         out_len);
-    if (text && skew) {
-        unsigned pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc);
-        changed |= adopt(&text, &len,
-                         gpumat__ptx_skew_rows(text, len, sk ? "gemm_nn_sk" : "gemm_nn", "As",
-                                               g->kwg, (g->mwg + 4) * (unsigned)sizeof(cl_float),
-                                               pieces, skew, &out_len),
-                         out_len);
-    }
-    /* All of xcol_kernels or none: the host asks per program. */
-    const size_t n_xcol = sizeof xcol_kernels / sizeof xcol_kernels[0];
-    bool has_xcol = false;
-    if (text && xcol) {
-        char *next = gpumat__ptx_extra_column(text, len, xcol_kernels, n_xcol, &out_len,
-                                              &rewritten);
-        if (rewritten == n_xcol)
-            changed |= has_xcol = adopt(&text, &len, next, out_len);
-        else
-            free(next);
-    }
-    cl_program rebuilt =
-        changed ? gpumat__program_from_binary(ctx, (const unsigned char *)text, len, options)
-                : NULL;
-    free(text);
-    if (!rebuilt)
+    unsigned applied = 0;
+    unsigned char *ptx = gpumat__program_binary(ctx, program, &len);
+    char *text = ptx ? gpumat__ptx_passes((const char *)ptx, len, &plan, &out_len, &applied)
+                     : NULL;
+    if (!text) {
+        snprintf(why, why_size, "%s", ptx ? "no pass matched the PTX" : "no PTX to edit");
+        free(ptx);
         return program;
+    }
+    free(ptx);
+    char mark[96];
+    int n = snprintf(mark, sizeof mark, PASSES_MARK "%s%s%s\n",
+                     applied & GPUMAT__PTX_TAIL ? "tail" : "",
+                     applied & GPUMAT__PTX_SKEW ? (applied & GPUMAT__PTX_TAIL ? ", skew" : "skew")
+                                                : "",
+                     applied & GPUMAT__PTX_XCOL
+                         ? (applied & (GPUMAT__PTX_TAIL | GPUMAT__PTX_SKEW) ? ", extra column"
+                                                                            : "extra column")
+                         : "");
+    char *marked = malloc((size_t)n + out_len);
+    if (marked) {
+        memcpy(marked, mark, (size_t)n);
+        memcpy(marked + n, text, out_len);
+    }
+    free(text);
+    cl_program rebuilt =
+        marked ? gpumat__program_from_binary(ctx, (const unsigned char *)marked,
+                                             (size_t)n + out_len, options)
+               : NULL;
+    free(marked);
+    if (!rebuilt) {
+        snprintf(why, why_size, "the edited PTX did not build");
+        return program;
+    }
     if (!(sk ? same_sk_products(ctx, program, rebuilt)
-             : same_products(ctx, program, rebuilt, has_xcol))) {
+             : same_products(ctx, program, rebuilt, applied & GPUMAT__PTX_XCOL))) {
         clReleaseProgram(rebuilt);
+        snprintf(why, why_size, "the edited program's products differed");
         return program;
     }
     clReleaseProgram(program);
     return rebuilt;
 }
 
-/* Does the program's binary contain `needle`? */
-static bool has_text(gpumat_context *ctx, cl_program program, const char *needle)
+/* The passes line of the program's binary (after PASSES_MARK, to the end
+ * of the line) into note[size]; false when there is none. */
+static bool passes_note(gpumat_context *ctx, cl_program program, char *note, size_t size)
 {
-    size_t len = 0, n = strlen(needle);
+    const size_t n = strlen(PASSES_MARK);
+    size_t len = 0;
     unsigned char *bin = gpumat__program_binary(ctx, program, &len);
-    bool found = false;
-    for (size_t i = 0; bin && !found && i + n <= len; ++i)
-        found = memcmp(bin + i, needle, n) == 0;
+    bool found = bin && len > n && memcmp(bin, PASSES_MARK, n) == 0;
+    if (found) {
+        size_t e = n;
+        while (e < len && bin[e] != '\n' && e - n + 1 < size)
+            ++e;
+        memcpy(note, bin + n, e - n);
+        note[e - n] = '\0';
+    }
     free(bin);
     return found;
+}
+
+/* Adds "<program> <dtype>: <what>" to the context's kernel notes. */
+static void add_kernel_note(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
+                            const char *what)
+{
+    size_t at = strlen(ctx->kernel_notes);
+    snprintf(ctx->kernel_notes + at, sizeof ctx->kernel_notes - at, "%s%s %s: %s",
+             at ? "\n" : "", program_names[id], dtype == GPUMAT_F64 ? "f64" : "f32", what);
 }
 
 /* The persistent cache first; the compiler when it has nothing usable, and
@@ -454,6 +477,7 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
              id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", nv_option);
 
     double start = gpumat__now_seconds();
+    char why[96] = ""; /* why nv_passes kept the original program */
     gpumat__cache_entry entry;
     bool cached = gpumat__cache_entry_init(ctx, name, text, options, &entry);
     cl_program program = cached ? gpumat__cache_load(ctx, &entry, options) : NULL;
@@ -463,7 +487,7 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     } else {
         status = compile(ctx, name, text, dtype, options, &program);
         if (status == GPUMAT_OK && nv_option[0])
-            program = nv_passes(ctx, id, program, options, tail, skew, xcol);
+            program = nv_passes(ctx, id, program, options, tail, skew, xcol, why, sizeof why);
         if (status == GPUMAT_OK) {
             ctx->build_stats.cache_misses++;
             if (cached)
@@ -476,8 +500,20 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
         ctx->build_stats.programs_built++;
         ctx->build_stats.build_seconds += gpumat__now_seconds() - start;
         slot->program = program;
-        /* Built now or loaded: the pass's registers say whether it holds. */
-        slot->extra_column = xcol && has_text(ctx, program, "%pxc0");
+        /* Built now or loaded: the binary's first line says which passes
+         * it holds. */
+        char note[96] = "";
+        if (nv_option[0] && passes_note(ctx, program, note, sizeof note)) {
+            slot->extra_column = xcol && strstr(note, "extra column");
+            char what[sizeof note + 32];
+            snprintf(what, sizeof what, "PTX passes %s", note);
+            add_kernel_note(ctx, id, dtype, what);
+        } else if (nv_option[0]) {
+            char what[sizeof why + 64];
+            snprintf(what, sizeof what, "PTX passes not kept (%s)",
+                     why[0] ? why : "cached from a build that did not keep them");
+            add_kernel_note(ctx, id, dtype, what);
+        }
     }
     return status;
 }
@@ -523,4 +559,19 @@ void gpumat__programs_release(gpumat_context *ctx)
                 clReleaseProgram(slot->program);
             memset(slot, 0, sizeof *slot);
         }
+}
+
+gpumat_status gpumat_context_kernel_notes(const gpumat_context *ctx, char *buf, size_t size)
+{
+    if (!ctx || !buf || size == 0)
+        return gpumat__fail((gpumat_context *)ctx, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "context_kernel_notes: %s", !ctx   ? "ctx is NULL"
+                                                        : !buf ? "buf is NULL"
+                                                               : "size is 0");
+    /* Programs build, and add their notes, under the context's lock. */
+    gpumat_context *c = (gpumat_context *)ctx;
+    pthread_mutex_lock(&c->lock);
+    snprintf(buf, size, "%s", c->kernel_notes);
+    pthread_mutex_unlock(&c->lock);
+    return GPUMAT_OK;
 }

@@ -263,6 +263,41 @@ static void test_stats_arguments(void **state)
     gpumat_context_destroy(ctx);
 }
 
+/* gpumat_context_kernel_notes: errors name the argument; no program with
+ * a device rewrite (none on a CPU device, and none before any build) gives
+ * "", written over whatever buf held. */
+static void test_kernel_notes(void **state)
+{
+    (void)state;
+    char buf[64];
+    assert_int_equal(gpumat_context_kernel_notes(NULL, buf, sizeof buf),
+                     GPUMAT_ERR_INVALID_ARGUMENT);
+    gpumat_context *ctx = NULL;
+    assert_int_equal(gpumat_context_create(&ctx, NULL), GPUMAT_OK);
+    assert_int_equal(gpumat_context_kernel_notes(ctx, NULL, sizeof buf),
+                     GPUMAT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(gpumat_last_error(ctx), "buf is NULL"));
+    assert_int_equal(gpumat_context_kernel_notes(ctx, buf, 0), GPUMAT_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(gpumat_last_error(ctx), "size is 0"));
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(gpumat_context_kernel_notes(ctx, buf, sizeof buf), GPUMAT_OK);
+    assert_string_equal(buf, "");
+    /* After a float product (built on PoCL: no rewrite applies). */
+    gpumat_matrix *a = NULL, *c = NULL;
+    float ones[4] = {1, 2, 3, 4};
+    assert_int_equal(gpumat_matrix_create(ctx, 2, 2, GPUMAT_F32, &a), GPUMAT_OK);
+    assert_int_equal(gpumat_matrix_create(ctx, 2, 2, GPUMAT_F32, &c), GPUMAT_OK);
+    assert_int_equal(gpumat_matrix_upload(a, ones), GPUMAT_OK);
+    assert_int_equal(gpumat_multiply(c, a, a), GPUMAT_OK);
+    assert_int_equal(gpumat_finish(ctx), GPUMAT_OK);
+    memset(buf, 'x', sizeof buf);
+    assert_int_equal(gpumat_context_kernel_notes(ctx, buf, sizeof buf), GPUMAT_OK);
+    assert_string_equal(buf, "");
+    gpumat_matrix_destroy(a);
+    gpumat_matrix_destroy(c);
+    gpumat_context_destroy(ctx);
+}
+
 static void test_miss_then_hit(void **state)
 {
     (void)state;
@@ -718,6 +753,7 @@ int main(int argc, char **argv)
 
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_stats_arguments, test_setup),
+        cmocka_unit_test_setup(test_kernel_notes, test_setup),
         cmocka_unit_test_setup(test_miss_then_hit, test_setup),
         cmocka_unit_test_setup(test_key_holds_what_the_program_reads, test_setup),
         cmocka_unit_test_setup(test_corrupted_entry, test_setup),
