@@ -6,6 +6,7 @@
  */
 #include "gpumat_internal.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,16 @@ static bool run_product(gpumat_context *ctx, cl_program program, const char *nam
                         (size_t)m * (size_t)n * sizeof(cl_float), poison, host);
 }
 
+/* x[0, n) = values in [-1, 1) from `seed`: the validation's operands,
+ * the same on every run. */
+static void fill_inputs(cl_float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
+    }
+}
+
 /* Do programs a and b compute bit-identical products with every kernel of
  * nv_kernels?  The passes only move instructions and local addresses, so
  * any difference means one misread the PTX.  200^3: whole and edge tiles,
@@ -239,11 +250,7 @@ static bool same_products(gpumat_context *ctx, cl_program a, cl_program b, bool 
     cl_float *host = malloc(4 * bytes); /* A, B, then C from a and from b */
     if (!host)
         return false;
-    uint32_t seed = 12345;
-    for (size_t i = 0; i < 2 * count; ++i) {
-        seed = seed * 1664525u + 1013904223u;
-        host[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
-    }
+    fill_inputs(host, 2 * count, 12345);
     cl_int err = CL_SUCCESS;
     cl_mem buf[3] = {NULL, NULL, NULL};
     for (int i = 0; i < 3 && err == CL_SUCCESS; ++i)
@@ -295,11 +302,8 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
     cl_float *host = calloc(4 * count, sizeof(cl_float)); /* A, B, C from a, from b */
     cl_int *zeros = calloc((size_t)tiles, sizeof(cl_int));
     bool same = host && zeros;
-    uint32_t seed = 54321;
-    for (size_t i = 0; same && i < 2 * count; ++i) {
-        seed = seed * 1664525u + 1013904223u;
-        host[i] = (cl_float)((int32_t)(seed >> 8) - (1 << 23)) / (cl_float)(1 << 23);
-    }
+    if (same)
+        fill_inputs(host, 2 * count, 54321);
     cl_int err = CL_SUCCESS;
     cl_mem buf[5] = {NULL, NULL, NULL, NULL, NULL}; /* A, B, C, W, F */
     const size_t sizes[5] = {bytes, bytes, bytes,
@@ -376,24 +380,24 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
         return program;
     }
     free(ptx);
-    char mark[96];
-    int n = snprintf(mark, sizeof mark, PASSES_MARK "%s%s%s\n",
-                     applied & GPUMAT__PTX_TAIL ? "tail" : "",
-                     applied & GPUMAT__PTX_SKEW ? (applied & GPUMAT__PTX_TAIL ? ", skew" : "skew")
-                                                : "",
-                     applied & GPUMAT__PTX_XCOL
-                         ? (applied & (GPUMAT__PTX_TAIL | GPUMAT__PTX_SKEW) ? ", extra column"
-                                                                            : "extra column")
-                         : "");
-    char *marked = malloc((size_t)n + out_len);
+    /* The applied passes by name, in the order of their bits. */
+    static const char *const pass_names[] = {"tail", "skew", "extra column"};
+    char mark[96] = PASSES_MARK;
+    size_t n = strlen(mark);
+    for (unsigned b = 0; b < sizeof pass_names / sizeof pass_names[0]; ++b)
+        if (applied & 1u << b)
+            n += (size_t)snprintf(mark + n, sizeof mark - n, "%s%s",
+                                  n > strlen(PASSES_MARK) ? ", " : "", pass_names[b]);
+    n += (size_t)snprintf(mark + n, sizeof mark - n, "\n");
+    char *marked = malloc(n + out_len);
     if (marked) {
-        memcpy(marked, mark, (size_t)n);
+        memcpy(marked, mark, n);
         memcpy(marked + n, text, out_len);
     }
     free(text);
     cl_program rebuilt =
         marked ? gpumat__program_from_binary(ctx, (const unsigned char *)marked,
-                                             (size_t)n + out_len, options)
+                                             n + out_len, options)
                : NULL;
     free(marked);
     if (!rebuilt) {
@@ -429,13 +433,23 @@ static bool passes_note(gpumat_context *ctx, cl_program program, char *note, siz
     return found;
 }
 
-/* Adds "<program> <dtype>: <what>" to the context's kernel notes. */
+/* Adds "<program> <dtype>: PTX passes <fmt...>" to the context's kernel
+ * notes. */
 static void add_kernel_note(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
-                            const char *what)
+                            const char *fmt, ...) GPUMAT__PRINTF(4, 5);
+static void add_kernel_note(gpumat_context *ctx, gpumat__program_id id, gpumat_dtype dtype,
+                            const char *fmt, ...)
 {
-    size_t at = strlen(ctx->kernel_notes);
-    snprintf(ctx->kernel_notes + at, sizeof ctx->kernel_notes - at, "%s%s %s: %s",
-             at ? "\n" : "", program_names[id], dtype == GPUMAT_F64 ? "f64" : "f32", what);
+    char *notes = ctx->kernel_notes;
+    size_t at = strlen(notes), size = sizeof ctx->kernel_notes;
+    int w = snprintf(notes + at, size - at, "%s%s %s: PTX passes ", at ? "\n" : "",
+                     program_names[id], dtype == GPUMAT_F64 ? "f64" : "f32");
+    if (w < 0 || (size_t)w >= size - at)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(notes + at + (size_t)w, size - at - (size_t)w, fmt, ap);
+    va_end(ap);
 }
 
 /* The persistent cache first; the compiler when it has nothing usable, and
@@ -505,14 +519,10 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
         char note[96] = "";
         if (nv_option[0] && passes_note(ctx, program, note, sizeof note)) {
             slot->extra_column = xcol && strstr(note, "extra column");
-            char what[sizeof note + 32];
-            snprintf(what, sizeof what, "PTX passes %s", note);
-            add_kernel_note(ctx, id, dtype, what);
+            add_kernel_note(ctx, id, dtype, "%s", note);
         } else if (nv_option[0]) {
-            char what[sizeof why + 64];
-            snprintf(what, sizeof what, "PTX passes not kept (%s)",
-                     why[0] ? why : "cached from a build that did not keep them");
-            add_kernel_note(ctx, id, dtype, what);
+            add_kernel_note(ctx, id, dtype, "not kept (%s)",
+                            why[0] ? why : "cached from a build that did not keep them");
         }
     }
     return status;
