@@ -97,13 +97,16 @@ $(PC): pkgconfig/gpumat.pc.in $(VERSION_HEADER) Makefile | $(B)
 
 # Examples link the shared library as a user's program would; the rpath
 # lets them run from the build tree.
-$(B)/examples/%: examples/%.c $(SHARED) $(B)/libgpumat.so | $(B)/examples
+$(B)/examples/%: examples/%.c $(SHARED) $(B)/$(SONAME) $(B)/libgpumat.so | $(B)/examples
 	$(CC) $(ALL_CFLAGS) -Iinclude -MMD -MP $< $(EXTRA_SRC) -o $@ $(ALL_LDFLAGS) -L$(B) -lgpumat \
 	    -Wl,-rpath,'$$ORIGIN/..' $(LIBS)
 
 $(B)/tests/%: tests/%.c tests/test_util.c tests/test_util.h $(STATIC) | $(B)/tests
 	$(CC) $(ALL_CFLAGS) -Iinclude -Ilib -MMD -MP $< tests/test_util.c $(EXTRA_SRC) -o $@ \
 	    $(ALL_LDFLAGS) $(STATIC) -lcmocka $(LIBS)
+
+# test_tune runs the tuner built beside it.
+$(B)/tests/test_tune: $(B)/examples/gpumat-tune
 
 # The MLP example and its test share the data loader and the network code in
 # examples/common/ (not programs, so the examples rule does not see them).
@@ -130,11 +133,13 @@ demo: deps-demo
 	$(B)/examples/devices
 	$(B)/examples/matmul
 
-# Speed, side by side with CLBlast and copy bandwidth (not a test).
+# Speed, side by side with CLBlast and copy bandwidth (not a test): the
+# table on the terminal, the same figures as CSV in BENCH_CSV.
 BENCH_ARGS ?=
+BENCH_CSV ?= $(B)/bench.csv
 bench: deps-check
 	$(MAKE) --no-print-directory all
-	$(B)/examples/gpumat-bench $(BENCH_ARGS)
+	$(B)/examples/gpumat-bench --csv $(BENCH_CSV) $(BENCH_ARGS)
 
 # Runs every test binary; the device tests a second time with two PoCL
 # devices so that device choice by index and name is exercised.

@@ -28,6 +28,7 @@ typedef struct shape {
 
 typedef struct config {
     int runs;
+    const char *csv_path;
     int quick;
     int openblas; /* also time OpenBLAS on the host (default: when the device is a CPU) */
     FILE *csv;
@@ -501,18 +502,30 @@ static void parse_sizes(config *cfg, const char *text)
     }
 }
 
-/* Peak rates of cards we know; --peak-tflops overrides. */
+/* Datasheet peaks (FP32 / FP64 SIMT, TFLOP/s, boost clock) of cards we
+ * know, by the first fragment of the device name that matches: the PCIe
+ * and NVL boards of a chip run fewer SMs or lower clocks than its SXM one.
+ * --peak-tflops / --peak-dp-tflops override; unknown devices print no
+ * share of peak. */
 static void guess_peak(config *cfg, const gpumat_device_info *d)
 {
-    if (cfg->peak_sp > 0)
-        return;
-    if (strstr(d->name, "H100")) {
-        cfg->peak_sp = 67.0;
-        cfg->peak_dp = 33.5;
-    } else if (strstr(d->name, "H200")) {
-        cfg->peak_sp = 67.0;
-        cfg->peak_dp = 33.5;
-    }
+    static const struct {
+        const char *name;
+        double sp, dp;
+    } cards[] = {
+        {"H100 PCIe", 51.2, 25.6}, {"H100 NVL", 60.0, 30.0}, {"H100", 67.0, 33.5},
+        {"H200 NVL", 60.0, 30.0},  {"H200", 67.0, 33.5},     {"A100", 19.5, 9.7},
+        {"A800", 19.5, 9.7},       {"L40S", 91.6, 1.4},      {"MI300X", 163.4, 81.7},
+        {"MI250X", 47.9, 47.9},
+    };
+    for (size_t i = 0; i < sizeof cards / sizeof cards[0]; ++i)
+        if (strstr(d->name, cards[i].name)) {
+            if (cfg->peak_sp <= 0)
+                cfg->peak_sp = cards[i].sp;
+            if (cfg->peak_dp <= 0)
+                cfg->peak_dp = cards[i].dp;
+            return;
+        }
 }
 
 int main(int argc, char **argv)
@@ -534,6 +547,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             cfg.runs = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
+            /* The last --csv wins (make bench passes one before the user's). */
+            if (cfg.csv)
+                fclose(cfg.csv);
+            cfg.csv_path = argv[i + 1];
             cfg.csv = fopen(argv[++i], "w");
             if (!cfg.csv) {
                 perror(argv[i]);
@@ -626,7 +643,9 @@ int main(int argc, char **argv)
         printf("\nkernels:\n%s\n", notes);
     gpumat_context_destroy(blas);
     gpumat_context_destroy(nat);
-    if (cfg.csv)
+    if (cfg.csv) {
         fclose(cfg.csv);
+        printf("\nCSV: %s\n", cfg.csv_path);
+    }
     return 0;
 }

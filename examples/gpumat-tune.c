@@ -7,20 +7,31 @@
  *               [--seed N] [--dry-run]
  *
  * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE).
+ * Which kernels are searched follows the device's shipped profile: the
+ * tiled kernels of cl/gemm.cl (GPUs), or, where the profile runs
+ * cl/gemm_cpu.cl (CVW > 0: CPU devices), that file's blocking (CVW, CMR,
+ * CNV, CDM, CDN, CWX, CWY) and where packing and passes over k start
+ * (CPACK, CKC), with the tiled kernels (CVW=0) as one more candidate.
  * Candidates: the shipped parameters of the device's profile (on NVIDIA
  * GPUs also without the library's passes over the compiled PTX, NVTAIL=0,
- * NVTAILSK=0, NVXCOL=0 and NVSKEW=0) and
- * of every other profile, a few fixed blockings, then --budget (default 24) random
- * ones, until --seconds (default 600; 0: no limit) have passed.  Each
+ * NVTAILSK=0, NVXCOL=0 and NVSKEW=0) and, for GPUs, of every other
+ * profile, a few fixed blockings, then --budget (default 24) random ones,
+ * until --seconds (default 600; 0: no limit) have passed.  Each
  * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
  * created; the library refuses blockings the device cannot run, and those
- * are skipped.  Every candidate's products (all four transposition cases,
- * an awkward 131x67x29 shape and one that runs the other kernel variant,
- * alpha and beta not 0 or 1) are checked against a double-precision CPU
- * reference; wrong ones are discarded.  The survivors are timed on square
- * products (256, 512, 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes
- * overrides) and ranked by the geometric mean of their rates.  CLBlast is
- * timed on the same sizes, and each size class gets the faster backend.
+ * are skipped.  Every candidate is checked against a double-precision CPU
+ * reference before it is timed: all four transposition cases, float and
+ * (where the device has it) double, alpha and beta not 0 or 1, on an
+ * awkward 131x67x29 shape and one that runs the other kernel variant (the
+ * small or big tile; the packed CPU kernels); and every product it is
+ * timed on is checked too, on two elements of each 32 x 32 block of C and
+ * its whole first and last rows and columns, so that the paths only large
+ * products take (stream-K splits, packing, passes over k) are verified
+ * with the candidate's own parameters.  Wrong ones are discarded.  The
+ * survivors are timed on square products (256, 512, 1024 on CPUs; 1024,
+ * 2048, 4096 otherwise; --sizes overrides) and ranked by the geometric
+ * mean of their rates.  CLBlast is timed on the same sizes, and each size
+ * class gets the faster backend.
  *
  * The file goes to the kernel cache directory ($GPUMAT_CACHE_DIR, else
  * $XDG_CACHE_HOME/gpumat, else ~/.cache/gpumat), written to a temporary
@@ -48,14 +59,20 @@
  * LBUF64) is never varied, since the search times float products; KWG64
  * only changes where the small tile (which double shares) needs it. */
 enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64, LBUF, MSUB, NSUB,
-       MWG64, NWG64, MDIMC64, NDIMC64, NVOFF, NPARAM, FIRST_OPTIONAL = KWG64 };
+       MWG64, NWG64, MDIMC64, NDIMC64, NVOFF, CVW, CMR, CNV, CDM, CDN, CWX, CWY, CPACK, CKC, TILED,
+       NPARAM, FIRST_OPTIONAL = KWG64 };
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
-    "NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW"};
+    "NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW", "CVW", "CMR", "CNV", "CDM", "CDN", "CWX", "CWY",
+    "CPACK", "CKC", "CVW"};
 
-/* NVOFF is a flag, not a value (its name above is spec_of's text for 1):
- * 1 sets NVTAIL, NVTAILSK, NVXCOL and NVSKEW to 0 (no passes
+/* Flags, not values (their names above are spec_of's text for 1), and the
+ * host-side parameters the build options do not show (0: the profile's). */
+static int is_flag(int i) { return i == NVOFF || i == TILED; }
+static int not_in_options(int i) { return i == SMALLPCT || i == CPACK || i == CKC || is_flag(i); }
+
+/* NVOFF: 1 sets NVTAIL, NVTAILSK, NVXCOL and NVSKEW to 0 (no passes
  * over NVIDIA's PTX, lib/nv_ptx.c), 0 leaves them to the profile.  They are
  * not in the build options, so the search cannot read their shipped values;
  * it tries the shipped parameters without them as one more candidate on
@@ -111,14 +128,25 @@ static void spec_of(const params *p, char *buf, size_t size)
     for (int i = 0; i < NPARAM; ++i)
         if (p->v[i] && len < size)
             len += (size_t)snprintf(buf + len, size - len, "%s%s=%u", len ? "," : "",
-                                    param_names[i], i == NVOFF ? 0 : p->v[i]);
+                                    param_names[i], is_flag(i) ? 0 : p->v[i]);
 }
 
 /* "64x64x16/8x8 s32x32/8x8 L2 g1x8 p200": tile, small tile, LBUF, MSUB x
- * NSUB, SMALLPCT (each of the last three only when set). */
+ * NSUB, SMALLPCT (each of the last three only when set); for the CPU
+ * kernels "cpu v8 4x3 d3x4 w4x4 pk224 kc256": CVW, CMR x CNV, CDM x CDN,
+ * CWX x CWY, CPACK and CKC (the last two only when set). */
 static void short_of(const params *p, char *buf, size_t size)
 {
     const unsigned *v = p->v;
+    if (v[CVW]) {
+        int n = snprintf(buf, size, "cpu v%u %ux%u d%ux%u w%ux%u", v[CVW], v[CMR], v[CNV], v[CDM],
+                         v[CDN], v[CWX], v[CWY]);
+        if (v[CPACK] && n > 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " pk%u", v[CPACK]);
+        if (v[CKC] && n > 0 && (size_t)n < size)
+            snprintf(buf + n, size - (size_t)n, " kc%u", v[CKC]);
+        return;
+    }
     int n = snprintf(buf, size, "%ux%ux%u/%ux%u s%ux%u/%ux%u", v[MWG], v[NWG], v[KWG], v[MDIMC],
                      v[NDIMC], v[SMWG], v[SNWG], v[SMDIMC], v[SNDIMC]);
     if (v[LBUF] && n > 0 && (size_t)n < size)
@@ -128,7 +156,9 @@ static void short_of(const params *p, char *buf, size_t size)
     if (v[SMALLPCT] && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " p%u", v[SMALLPCT]);
     if (v[NVOFF] && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " nv0");
+        n += snprintf(buf + n, size - (size_t)n, " nv0");
+    if (v[TILED] && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " tiled");
 }
 
 static int same_params(const params *a, const params *b)
@@ -157,13 +187,25 @@ static int plausible(const params *p, size_t max_wg)
            per_item >= 1 && per_item <= 128;
 }
 
+/* cl/gemm_cpu.cl's blocking (the library checks it again): vector widths
+ * it has, and accumulator blocks that can stay in a CPU's vector registers
+ * (32 with AVX-512; more would spill in every step). */
+static int cpu_plausible(const params *p, size_t max_wg)
+{
+    const unsigned *v = p->v;
+    return (v[CVW] == 4 || v[CVW] == 8 || v[CVW] == 16) && v[CMR] >= 1 && v[CNV] >= 1 &&
+           v[CMR] * v[CNV] <= 28 && v[CDM] >= 1 && v[CDN] >= 1 && v[CDM] * v[CDN] <= 28 &&
+           v[CWX] >= 1 && v[CWY] >= 1 &&
+           (max_wg == 0 || (size_t)v[CWX] * v[CWY] <= max_wg);
+}
+
 /* Reads "-DMWG=64 ..." of gpumat_context_build_options(); the optional
  * parameters stay 0 when the library does not have them. */
 static int params_from_options(const char *options, params *p)
 {
     memset(p, 0, sizeof *p);
     for (int i = 0; i < NPARAM; ++i) {
-        if (i == SMALLPCT || i == NVOFF)
+        if (not_in_options(i))
             continue;
         char key[32];
         snprintf(key, sizeof key, "-D%s=", param_names[i]);
@@ -239,19 +281,29 @@ static float rng_float(void)
 
 /* ---- checking one context's products -------------------------------------- */
 
-/* Fills a rows x cols matrix with random floats; host copy in *host. */
-static gpumat_status random_matrix(gpumat_context *ctx, size_t rows, size_t cols,
-                                   gpumat_matrix **m, float **host)
+/* A rows x cols matrix of random values (floats, so that both element
+ * types hold them exactly); the host copy, in double, in *host. */
+static gpumat_status random_matrix(gpumat_context *ctx, gpumat_dtype dtype, size_t rows,
+                                   size_t cols, gpumat_matrix **m, double **host)
 {
     *m = NULL;
-    *host = malloc(rows * cols * sizeof **host);
-    if (!*host)
-        return GPUMAT_ERR_OUT_OF_MEMORY;
-    for (size_t i = 0; i < rows * cols; ++i)
-        (*host)[i] = rng_float();
-    gpumat_status s = gpumat_matrix_create(ctx, rows, cols, GPUMAT_F32, m);
+    size_t count = rows * cols;
+    *host = malloc(count * sizeof **host);
+    void *upload = malloc(count * gpumat_dtype_size(dtype));
+    gpumat_status s = *host && upload ? GPUMAT_OK : GPUMAT_ERR_OUT_OF_MEMORY;
+    for (size_t i = 0; s == GPUMAT_OK && i < count; ++i) {
+        float x = rng_float();
+        (*host)[i] = x;
+        if (dtype == GPUMAT_F64)
+            ((double *)upload)[i] = x;
+        else
+            ((float *)upload)[i] = x;
+    }
     if (s == GPUMAT_OK)
-        s = gpumat_matrix_upload(*m, *host);
+        s = gpumat_matrix_create(ctx, rows, cols, dtype, m);
+    if (s == GPUMAT_OK)
+        s = gpumat_matrix_upload(*m, upload);
+    free(upload);
     if (s != GPUMAT_OK) {
         gpumat_matrix_destroy(*m);
         *m = NULL;
@@ -261,65 +313,131 @@ static gpumat_status random_matrix(gpumat_context *ctx, size_t rows, size_t cols
     return s;
 }
 
-/* c = alpha*op(a)*op(b) + beta*c on m x n x k against double arithmetic on
- * the CPU.  Returns 1 if right, 0 if wrong, -1 if a call failed; `why`
- * says which. */
-static int check_product(gpumat_context *ctx, shape s, int ta, int tb, char *why, size_t size)
+/* c's contents as doubles (a new array), or NULL with the status in *st.
+ * GPUMAT_TUNE_CORRUPT (a test hook: tests/test_tune.c) spoils element
+ * (0, 0), which every check reads, as a wrong kernel would. */
+static double *download(gpumat_matrix *c, gpumat_dtype dtype, size_t count, gpumat_status *st)
+{
+    double *out = malloc(count * sizeof *out);
+    void *raw = dtype == GPUMAT_F64 ? (void *)out : malloc(count * sizeof(float));
+    *st = out && raw ? gpumat_matrix_download(c, raw) : GPUMAT_ERR_OUT_OF_MEMORY;
+    if (*st == GPUMAT_OK && dtype == GPUMAT_F32)
+        for (size_t i = count; i-- > 0;)
+            out[i] = ((float *)raw)[i];
+    if (raw != out)
+        free(raw);
+    if (*st == GPUMAT_OK && getenv("GPUMAT_TUNE_CORRUPT"))
+        out[0] = 2 * out[0] + 1;
+    if (*st != GPUMAT_OK) {
+        free(out);
+        out = NULL;
+    }
+    return out;
+}
+
+/* One product's operands and result on the host, for checking elements. */
+typedef struct product {
+    shape s;
+    int ta, tb;
+    gpumat_dtype dtype;
+    double alpha, beta;
+    const double *a, *b, *c0, *out; /* c0: C before the call (unused when beta == 0) */
+    size_t bad, wi, wj;
+    double worst, got, want;
+} product;
+
+/* Checks element (i, j) against double arithmetic: each element sums k
+ * products with at most k roundings: |error| <= k u sum|a||b| (+ the beta
+ * term's rounding).  4x that still misses no wrong, lost or doubled term. */
+static void check_element(product *p, size_t i, size_t j)
+{
+    const shape s = p->s;
+    const double u = p->dtype == GPUMAT_F64 ? 1.0 / 9007199254740992.0 : 1.0 / 16777216.0;
+    double sum = 0, scale = 0;
+    for (size_t q = 0; q < s.k; ++q) {
+        double x = p->ta ? p->a[q * s.m + i] : p->a[i * s.k + q];
+        double y = p->tb ? p->b[j * s.k + q] : p->b[q * s.n + j];
+        sum += x * y;
+        scale += fabs(x * y);
+    }
+    double c0 = p->beta != 0 ? p->c0[i * s.n + j] : 0;
+    double ref = p->alpha * sum + p->beta * c0;
+    double tol = 4.0 * (double)(s.k + 2) * u * (fabs(p->alpha) * scale + fabs(p->beta * c0));
+    double err = fabs(p->out[i * s.n + j] - ref);
+    if (!(err <= tol)) { /* NaN fails too */
+        ++p->bad;
+        if (!(err <= p->worst)) {
+            p->worst = err;
+            p->wi = i;
+            p->wj = j;
+            p->got = p->out[i * s.n + j];
+            p->want = ref;
+        }
+    }
+}
+
+/* Every element, or (sampled) the first and last rows and columns and two
+ * random elements of each 32 x 32 block: every tile of every kernel, and
+ * every edge, gets checked at the cost of a few k-long dot products per
+ * block.  Returns 1 if right, else 0 with `why`. */
+static int check_elements(product *p, int sampled, char *why, size_t size)
+{
+    const shape s = p->s;
+    if (!sampled) {
+        for (size_t i = 0; i < s.m; ++i)
+            for (size_t j = 0; j < s.n; ++j)
+                check_element(p, i, j);
+    } else {
+        for (size_t j = 0; j < s.n; ++j) {
+            check_element(p, 0, j);
+            check_element(p, s.m - 1, j);
+        }
+        for (size_t i = 0; i < s.m; ++i) {
+            check_element(p, i, 0);
+            check_element(p, i, s.n - 1);
+        }
+        for (size_t i0 = 0; i0 < s.m; i0 += 32)
+            for (size_t j0 = 0; j0 < s.n; j0 += 32)
+                for (int r = 0; r < 2; ++r) {
+                    size_t bi = s.m - i0 < 32 ? s.m - i0 : 32, bj = s.n - j0 < 32 ? s.n - j0 : 32;
+                    check_element(p, i0 + rng_next() % bi, j0 + rng_next() % bj);
+                }
+    }
+    if (p->bad)
+        snprintf(why, size, "%s %zux%zux%zu %c%c: %zu%s wrong, e.g. (%zu,%zu) = %g, expected %g",
+                 p->dtype == GPUMAT_F64 ? "f64" : "f32", s.m, s.n, s.k, p->ta ? 'T' : 'N',
+                 p->tb ? 'T' : 'N', p->bad, sampled ? " checked" : "", p->wi, p->wj, p->got,
+                 p->want);
+    return p->bad == 0;
+}
+
+/* c = alpha*op(a)*op(b) + beta*c on m x n x k, every element against
+ * double arithmetic on the CPU.  Returns 1 if right, 0 if wrong, -1 if a
+ * call failed; `why` says which. */
+static int check_product(gpumat_context *ctx, gpumat_dtype dtype, shape s, int ta, int tb,
+                         char *why, size_t size)
 {
     const double alpha = 0.75, beta = -0.5;
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
-    float *ha = NULL, *hb = NULL, *hc = NULL, *out = NULL;
+    double *ha = NULL, *hb = NULL, *hc = NULL, *out = NULL;
     int result = -1;
-    gpumat_status st = random_matrix(ctx, ta ? s.k : s.m, ta ? s.m : s.k, &a, &ha);
+    gpumat_status st = random_matrix(ctx, dtype, ta ? s.k : s.m, ta ? s.m : s.k, &a, &ha);
     if (st == GPUMAT_OK)
-        st = random_matrix(ctx, tb ? s.n : s.k, tb ? s.k : s.n, &b, &hb);
+        st = random_matrix(ctx, dtype, tb ? s.n : s.k, tb ? s.k : s.n, &b, &hb);
     if (st == GPUMAT_OK)
-        st = random_matrix(ctx, s.m, s.n, &c, &hc);
+        st = random_matrix(ctx, dtype, s.m, s.n, &c, &hc);
     if (st == GPUMAT_OK)
         st = gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
                          alpha, a, b, beta, c);
-    if (st == GPUMAT_OK && !(out = malloc(s.m * s.n * sizeof *out)))
-        st = GPUMAT_ERR_OUT_OF_MEMORY;
     if (st == GPUMAT_OK)
-        st = gpumat_matrix_download(c, out);
+        out = download(c, dtype, s.m * s.n, &st);
     if (st != GPUMAT_OK) {
-        snprintf(why, size, "%zux%zux%zu %c%c: %s", s.m, s.n, s.k, ta ? 'T' : 'N', tb ? 'T' : 'N',
-                 gpumat_last_error(ctx));
+        snprintf(why, size, "%s %zux%zux%zu %c%c: %s", dtype == GPUMAT_F64 ? "f64" : "f32", s.m,
+                 s.n, s.k, ta ? 'T' : 'N', tb ? 'T' : 'N', gpumat_last_error(ctx));
     } else {
-        /* Each element sums k products with at most k roundings in float:
-         * |error| <= k u sum|a||b| (+ the beta term's rounding).  4x that
-         * still misses no wrong, lost or doubled term. */
-        const double u = 1.0 / 16777216.0;
-        size_t bad = 0, wi = 0, wj = 0;
-        double worst = 0, got = 0, want = 0;
-        for (size_t i = 0; i < s.m; ++i)
-            for (size_t j = 0; j < s.n; ++j) {
-                double sum = 0, scale = 0;
-                for (size_t p = 0; p < s.k; ++p) {
-                    double x = ta ? ha[p * s.m + i] : ha[i * s.k + p];
-                    double y = tb ? hb[j * s.k + p] : hb[p * s.n + j];
-                    sum += x * y;
-                    scale += fabs(x * y);
-                }
-                double ref = alpha * sum + beta * hc[i * s.n + j];
-                double tol = 4.0 * (double)(s.k + 2) * u *
-                             (fabs(alpha) * scale + fabs(beta * hc[i * s.n + j]));
-                double err = fabs((double)out[i * s.n + j] - ref);
-                if (!(err <= tol)) { /* NaN fails too */
-                    ++bad;
-                    if (!(err <= worst)) {
-                        worst = err;
-                        wi = i;
-                        wj = j;
-                        got = out[i * s.n + j];
-                        want = ref;
-                    }
-                }
-            }
-        result = bad == 0;
-        if (bad)
-            snprintf(why, size, "%zux%zux%zu %c%c: %zu wrong, e.g. (%zu,%zu) = %g, expected %g",
-                     s.m, s.n, s.k, ta ? 'T' : 'N', tb ? 'T' : 'N', bad, wi, wj, got, want);
+        product p = {.s = s, .ta = ta, .tb = tb, .dtype = dtype, .alpha = alpha, .beta = beta,
+                     .a = ha, .b = hb, .c0 = hc, .out = out};
+        result = check_elements(&p, 0, why, size);
     }
     gpumat_matrix_destroy(a);
     gpumat_matrix_destroy(b);
@@ -341,13 +459,26 @@ static int uses_small(const params *p, unsigned compute_units, size_t m, size_t 
     return groups * 100 < (size_t)compute_units * pct;
 }
 
-/* Checks all four transposition cases on 131x67x29 and on a shape that
- * runs the other kernel variant, when there is one. */
-static int verify(gpumat_context *ctx, const params *p, unsigned compute_units, char *why,
+/* The shipped cpu profile's CPACK and CKC (host-side, so not in the build
+ * options): where a candidate leaves them 0, the packed check shape is
+ * chosen for these. */
+#define DEFAULT_CPACK 224u
+#define DEFAULT_CKC 256u
+
+/* Checks all four transposition cases, in float and (where the device has
+ * it) double, on 131x67x29 and on a shape that runs the other kernel
+ * variant, when there is one: the big or the small tile, or the CPU
+ * kernels' packed panels in more than one pass over k. */
+static int verify(gpumat_context *ctx, const params *p, const gpumat_device_info *dev, char *why,
                   size_t size)
 {
     shape shapes[2] = {{131, 67, 29}, {0, 0, 0}};
-    if (uses_small(p, compute_units, 131, 67)) {
+    unsigned compute_units = dev->compute_units;
+    if (p->v[CVW]) {
+        size_t cp = p->v[CPACK] ? p->v[CPACK] : DEFAULT_CPACK;
+        size_t kc = p->v[CKC] ? p->v[CKC] : DEFAULT_CKC;
+        shapes[1] = (shape){cp + 7, cp - 5, (cp + 11 > kc + 19 ? cp + 11 : kc + 19)};
+    } else if (uses_small(p, compute_units, 131, 67)) {
         /* Enough big tiles, with ragged edges. */
         size_t need = (size_t)compute_units * (p->v[SMALLPCT] ? p->v[SMALLPCT] : DEFAULT_SMALLPCT) /
                           100 + 1;
@@ -362,15 +493,17 @@ static int verify(gpumat_context *ctx, const params *p, unsigned compute_units, 
         if (uses_small(p, compute_units, small.m, small.n))
             shapes[1] = small;
     }
-    for (int i = 0; i < 2; ++i) {
-        if (!shapes[i].m)
-            continue;
-        for (int t = 0; t < 4; ++t) {
-            int r = check_product(ctx, shapes[i], t & 1, t >> 1, why, size);
-            if (r != 1)
-                return r;
+    for (int d = 0; d < (dev->has_fp64 ? 2 : 1); ++d)
+        for (int i = 0; i < 2; ++i) {
+            if (!shapes[i].m)
+                continue;
+            for (int t = 0; t < 4; ++t) {
+                int r = check_product(ctx, d ? GPUMAT_F64 : GPUMAT_F32, shapes[i], t & 1, t >> 1,
+                                      why, size);
+                if (r != 1)
+                    return r;
+            }
         }
-    }
     return 1;
 }
 
@@ -382,15 +515,19 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median seconds per NN product of shape s on ctx; 0 with `why` on failure. */
-static double time_gemm(gpumat_context *ctx, shape s, int runs, char *why, size_t size)
+/* Median seconds per NN float product of shape s on ctx; 0 with `why` on
+ * failure, and *wrong set when the timed product itself is wrong (checked
+ * on samples of every 32 x 32 block, check_elements). */
+static double time_gemm(gpumat_context *ctx, shape s, int runs, int *wrong, char *why,
+                        size_t size)
 {
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
-    float *ha = NULL, *hb = NULL;
+    double *ha = NULL, *hb = NULL, *out = NULL;
     double result = 0;
-    gpumat_status st = random_matrix(ctx, s.m, s.k, &a, &ha);
+    *wrong = 0;
+    gpumat_status st = random_matrix(ctx, GPUMAT_F32, s.m, s.k, &a, &ha);
     if (st == GPUMAT_OK)
-        st = random_matrix(ctx, s.k, s.n, &b, &hb);
+        st = random_matrix(ctx, GPUMAT_F32, s.k, s.n, &b, &hb);
     if (st == GPUMAT_OK)
         st = gpumat_matrix_create(ctx, s.m, s.n, GPUMAT_F32, &c);
     /* Warm-up (first-use costs), then a trial that sizes the repetitions so
@@ -420,10 +557,16 @@ static double time_gemm(gpumat_context *ctx, shape s, int runs, char *why, size_
             st = gpumat_finish(ctx);
         t[r] = (now() - t0) / reps;
     }
+    if (st == GPUMAT_OK)
+        out = download(c, GPUMAT_F32, s.m * s.n, &st);
     if (st == GPUMAT_OK) {
+        product p = {.s = s, .dtype = GPUMAT_F32, .alpha = 1, .a = ha, .b = hb, .out = out};
+        *wrong = !check_elements(&p, 1, why, size);
+    }
+    if (st == GPUMAT_OK && !*wrong) {
         qsort(t, (size_t)runs, sizeof t[0], cmp_double);
         result = t[runs / 2];
-    } else {
+    } else if (st != GPUMAT_OK) {
         snprintf(why, size, "timing %zux%zux%zu: %s", s.m, s.n, s.k, gpumat_last_error(ctx));
     }
     gpumat_matrix_destroy(a);
@@ -431,6 +574,7 @@ static double time_gemm(gpumat_context *ctx, shape s, int runs, char *why, size_
     gpumat_matrix_destroy(c);
     free(ha);
     free(hb);
+    free(out);
     return result;
 }
 
@@ -450,7 +594,8 @@ static gpumat_status create(gpumat_context **ctx, gpumat_gemm_backend backend)
 }
 
 /* best[i]: the fastest verified time so far at size i, for pruning. */
-static void evaluate(const config *cfg, candidate *c, unsigned compute_units, const double *best)
+static void evaluate(const config *cfg, candidate *c, const gpumat_device_info *dev,
+                     const double *best)
 {
     char spec[512];
     spec_of(&c->p, spec, sizeof spec);
@@ -463,7 +608,7 @@ static void evaluate(const config *cfg, candidate *c, unsigned compute_units, co
         snprintf(c->why, sizeof c->why, "%s", gpumat_last_error(NULL));
         return;
     }
-    int v = verify(ctx, &c->p, compute_units, c->why, sizeof c->why);
+    int v = verify(ctx, &c->p, dev, c->why, sizeof c->why);
     if (v != 1) {
         c->result = v == 0 ? WRONG : FAILED;
         gpumat_context_destroy(ctx);
@@ -472,9 +617,10 @@ static void evaluate(const config *cfg, candidate *c, unsigned compute_units, co
     c->result = OK;
     double log_sum = 0;
     for (size_t i = 0; i < cfg->nsizes; ++i) {
-        c->seconds[i] = time_gemm(ctx, cfg->sizes[i], cfg->runs, c->why, sizeof c->why);
+        int wrong;
+        c->seconds[i] = time_gemm(ctx, cfg->sizes[i], cfg->runs, &wrong, c->why, sizeof c->why);
         if (c->seconds[i] <= 0) {
-            c->result = FAILED;
+            c->result = wrong ? WRONG : FAILED;
             break;
         }
         log_sum += log(gflops(cfg->sizes[i], c->seconds[i]));
@@ -664,6 +810,114 @@ static void add(candidate *list, size_t *count, const params *p, const char *ori
     }
 }
 
+/* The GPU shortlist's rest: every other profile's float blocking (read
+ * through GPUMAT_PROFILE; those that do not fit are skipped), then a few
+ * fixed blockings. */
+static void gpu_shortlist(candidate *list, size_t *count, const params *shipped, size_t max_wg)
+{
+    static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
+                                           "cpu"};
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
+        setenv("GPUMAT_PROFILE", profiles[i], 1);
+        gpumat_context *ctx = NULL;
+        params p;
+        if (create(&ctx, GPUMAT_GEMM_NATIVE) == GPUMAT_OK &&
+            params_from_options(gpumat_context_build_options(ctx), &p)) {
+            /* Only its float blocking: the double one stays this device's. */
+            for (int k = KWG64; k < NPARAM; ++k)
+                if (k != LBUF && k != MSUB && k != NSUB)
+                    p.v[k] = 0;
+            complete(&p, shipped);
+            add(list, count, &p, profiles[i]);
+        }
+        gpumat_context_destroy(ctx);
+    }
+    unsetenv("GPUMAT_PROFILE");
+    static const unsigned fixed[][9] = {
+        {32, 32, 8, 8, 8, 32, 32, 8, 8},      {64, 64, 8, 8, 8, 32, 32, 8, 8},
+        {64, 64, 32, 8, 8, 32, 32, 8, 8},     {128, 64, 16, 16, 8, 64, 32, 8, 8},
+        {128, 128, 16, 16, 16, 64, 64, 8, 8}, {64, 64, 16, 16, 8, 32, 32, 8, 8},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i) {
+        params p = {{0}};
+        memcpy(p.v, fixed[i], sizeof fixed[i]);
+        complete(&p, shipped);
+        if (plausible(&p, max_wg))
+            add(list, count, &p, "fixed");
+    }
+}
+
+/* A random tiled-kernel candidate: values each parameter may take. */
+static params random_gpu(const params *shipped)
+{
+    static const unsigned wg[] = {16, 32, 64, 128}, kwg[] = {4, 8, 16, 32},
+                          dimc[] = {4, 8, 16, 32}, swg[] = {16, 32, 64}, sdimc[] = {4, 8, 16},
+                          pct[] = {0, 50, 200, 400}, lbuf[] = {1, 2}, sub[] = {1, 2, 4, 8, 16};
+    static const struct {
+        const unsigned *values;
+        size_t count;
+    } space[NSUB + 1] = {{wg, 4},   {wg, 4},   {kwg, 4},   {dimc, 4},  {dimc, 4},
+                         {swg, 3},  {swg, 3},  {sdimc, 3}, {sdimc, 3}, {pct, 4},
+                         {NULL, 0}, {lbuf, 2}, {sub, 5},   {sub, 5}};
+    params p = {{0}};
+    for (int k = 0; k <= NSUB; ++k)
+        if (space[k].count)
+            p.v[k] = pick(space[k].values, space[k].count);
+    /* MSUB x NSUB must tile the work-group (else it means row-major). */
+    if (p.v[MDIMC] % p.v[MSUB] || p.v[NDIMC] % p.v[NSUB]) {
+        p.v[MSUB] = 1;
+        p.v[NSUB] = p.v[NDIMC];
+    }
+    complete(&p, shipped);
+    return p;
+}
+
+/* CPU kernels (cl/gemm_cpu.cl): the shipped blocking with the given
+ * CVW, CMR, CNV, CDM, CDN, CWX, CWY, CPACK and CKC (0: the profile's). */
+static params cpu_params(const params *shipped, const unsigned *c)
+{
+    params p = *shipped;
+    for (int k = CVW; k <= CKC; ++k)
+        p.v[k] = c[k - CVW];
+    return p;
+}
+
+/* The CPU shortlist's rest: the tiled kernels (CVW=0) with the shipped
+ * tile, and fixed blockings of the CPU kernels: wider vectors (AVX-512),
+ * taller or wider register blocks, larger work-groups, and packing and
+ * passes over k starting elsewhere. */
+static void cpu_shortlist(candidate *list, size_t *count, const params *shipped, size_t max_wg)
+{
+    params tiled = *shipped;
+    for (int k = CVW; k <= CKC; ++k)
+        tiled.v[k] = 0;
+    tiled.v[TILED] = 1;
+    add(list, count, &tiled, "tiled");
+    static const unsigned fixed[][9] = {
+        {16, 4, 2, 3, 4, 4, 4, 0, 0},   {16, 6, 2, 2, 4, 4, 4, 0, 0},
+        {8, 6, 2, 3, 4, 4, 4, 0, 0},    {8, 4, 4, 4, 4, 4, 4, 0, 0},
+        {8, 4, 3, 3, 4, 8, 4, 0, 0},    {8, 4, 3, 3, 4, 4, 8, 0, 0},
+        {8, 4, 3, 3, 4, 4, 4, 128, 0},  {8, 4, 3, 3, 4, 4, 4, 0, 512},
+        {16, 4, 2, 3, 4, 4, 4, 0, 512},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i) {
+        params p = cpu_params(shipped, fixed[i]);
+        if (cpu_plausible(&p, max_wg))
+            add(list, count, &p, "fixed");
+    }
+}
+
+/* A random CPU-kernel candidate. */
+static params random_cpu(const params *shipped)
+{
+    static const unsigned cvw[] = {4, 8, 16}, rows[] = {1, 2, 3, 4, 5, 6, 8},
+                          vecs[] = {1, 2, 3, 4}, dots[] = {1, 2, 3, 4, 6}, wg[] = {1, 2, 4, 8},
+                          pack[] = {96, 160, 224, 320}, kc[] = {128, 256, 512, 1024};
+    unsigned c[9] = {pick(cvw, 3), pick(rows, 7), pick(vecs, 4), pick(dots, 5), pick(dots, 5),
+                     pick(wg, 4),  pick(wg, 4),   pick(pack, 4), pick(kc, 4)};
+    return cpu_params(shipped, c);
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.budget = 24, .seconds = 600, .runs = 3, .seed = 1};
@@ -739,8 +993,14 @@ int main(int argc, char **argv)
     else
         printf("profile: %s; seed %llu; %u random candidates; no time limit\n", profile,
                cfg.seed, cfg.budget);
-    printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
-           "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0\n");
+    const int cpu_kernels = shipped.v[CVW] != 0;
+    if (cpu_kernels)
+        printf("columns: cpu: cl/gemm_cpu.cl with vector width CVW, CMRxCNV rows x vectors, "
+               "d: CDMxCDN dot products, w: work-group CWXxCWY, pk: CPACK, kc: CKC; tiled: "
+               "cl/gemm.cl (CVW=0)\n");
+    else
+        printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
+               "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The shortlist: shipped parameters of this profile and of the others
@@ -754,61 +1014,16 @@ int main(int argc, char **argv)
         untailed.v[NVOFF] = 1;
         add(list, &count, &untailed, "no PTX pass");
     }
-    static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
-                                           "cpu"};
-    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
-        setenv("GPUMAT_PROFILE", profiles[i], 1);
-        gpumat_context *ctx = NULL;
-        params p;
-        if (create(&ctx, GPUMAT_GEMM_NATIVE) == GPUMAT_OK &&
-            params_from_options(gpumat_context_build_options(ctx), &p)) {
-            /* Only its float blocking: the double one stays this device's. */
-            for (int k = KWG64; k < NPARAM; ++k)
-                if (k != LBUF && k != MSUB && k != NSUB)
-                    p.v[k] = 0;
-            complete(&p, &shipped);
-            add(list, &count, &p, profiles[i]);
-        }
-        gpumat_context_destroy(ctx);
-    }
-    unsetenv("GPUMAT_PROFILE");
-    static const unsigned fixed[][9] = {
-        {32, 32, 8, 8, 8, 32, 32, 8, 8},      {64, 64, 8, 8, 8, 32, 32, 8, 8},
-        {64, 64, 32, 8, 8, 32, 32, 8, 8},     {128, 64, 16, 16, 8, 64, 32, 8, 8},
-        {128, 128, 16, 16, 16, 64, 64, 8, 8}, {64, 64, 16, 16, 8, 32, 32, 8, 8},
-    };
-    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i) {
-        params p = {{0}};
-        memcpy(p.v, fixed[i], sizeof fixed[i]);
-        complete(&p, &shipped);
-        if (plausible(&p, dev.max_work_group_size))
-            add(list, &count, &p, "fixed");
-    }
+    if (cpu_kernels)
+        cpu_shortlist(list, &count, &shipped, dev.max_work_group_size);
+    else
+        gpu_shortlist(list, &count, &shipped, dev.max_work_group_size);
     size_t shortlist = count;
-
-    /* The random part: values each parameter may take. */
-    static const unsigned wg[] = {16, 32, 64, 128}, kwg[] = {4, 8, 16, 32},
-                          dimc[] = {4, 8, 16, 32}, swg[] = {16, 32, 64}, sdimc[] = {4, 8, 16},
-                          pct[] = {0, 50, 200, 400}, lbuf[] = {1, 2}, sub[] = {1, 2, 4, 8, 16};
-    static const struct {
-        const unsigned *values;
-        size_t count;
-    } space[NPARAM] = {{wg, 4},   {wg, 4},   {kwg, 4},   {dimc, 4},  {dimc, 4},
-                       {swg, 3},  {swg, 3},  {sdimc, 3}, {sdimc, 3}, {pct, 4},
-                       {NULL, 0}, {lbuf, 2}, {sub, 5},   {sub, 5}};
     for (unsigned drawn = 0, tries = 0; drawn < cfg.budget && tries < 100000; ++tries) {
-        params p = {{0}};
-        for (int k = 0; k < NPARAM; ++k)
-            if (space[k].count)
-                p.v[k] = pick(space[k].values, space[k].count);
-        /* MSUB x NSUB must tile the work-group (else it means row-major). */
-        if (p.v[MDIMC] % p.v[MSUB] || p.v[NDIMC] % p.v[NSUB]) {
-            p.v[MSUB] = 1;
-            p.v[NSUB] = p.v[NDIMC];
-        }
-        complete(&p, &shipped);
+        params p = cpu_kernels ? random_cpu(&shipped) : random_gpu(&shipped);
         size_t before = count;
-        if (plausible(&p, dev.max_work_group_size))
+        if (cpu_kernels ? cpu_plausible(&p, dev.max_work_group_size)
+                        : plausible(&p, dev.max_work_group_size))
             add(list, &count, &p, "random");
         if (count > before)
             ++drawn;
@@ -826,7 +1041,7 @@ int main(int argc, char **argv)
         }
         if (i == shortlist)
             printf("--- random search\n");
-        evaluate(&cfg, &list[i], dev.compute_units, best);
+        evaluate(&cfg, &list[i], &dev, best);
         ++evaluated;
         if (list[i].result == OK)
             for (size_t s = 0; s < cfg.nsizes; ++s)
@@ -886,9 +1101,9 @@ int main(int argc, char **argv)
         blas = NULL;
     } else {
         shape s = {131, 67, 29};
-        int v = check_product(blas, s, 0, 0, clblast_why, sizeof clblast_why);
+        int v = check_product(blas, GPUMAT_F32, s, 0, 0, clblast_why, sizeof clblast_why);
         if (v == 1)
-            v = check_product(blas, s, 1, 0, clblast_why, sizeof clblast_why);
+            v = check_product(blas, GPUMAT_F32, s, 1, 0, clblast_why, sizeof clblast_why);
         if (v != 1) {
             gpumat_context_destroy(blas);
             blas = NULL;
@@ -901,7 +1116,8 @@ int main(int argc, char **argv)
             for (size_t f = 0; f <= nfinal; ++f) {
                 if (!final_ctx[f])
                     continue;
-                double t = time_gemm(final_ctx[f], cfg.sizes[i], cfg.runs, why, sizeof why);
+                int bad;
+                double t = time_gemm(final_ctx[f], cfg.sizes[i], cfg.runs, &bad, why, sizeof why);
                 double *keep = f < nfinal ? &final[f]->seconds[i] : &clblast[i];
                 if (t <= 0) { /* a failure now: out of the running */
                     fprintf(stderr, "gpumat-tune: %s\n", why);

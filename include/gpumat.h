@@ -256,8 +256,8 @@ GPUMAT_API gpumat_status gpumat_context_device(const gpumat_context *ctx,
                                                gpumat_device_info *info);
 
 /** The name of the kernel parameter set the context chose for its device
- *  ("nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu", "cpu"): the
- *  per-vendor dispatch point.  NULL if ctx is NULL. */
+ *  ("nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu", "cpu",
+ *  "cpu-avx512"): the per-vendor dispatch point.  NULL if ctx is NULL. */
 GPUMAT_API const char *gpumat_context_profile(const gpumat_context *ctx);
 
 /** The OpenCL C build options the context passes to its kernels (the -D
@@ -394,10 +394,13 @@ GPUMAT_API gpumat_status gpumat_add(gpumat_matrix *c, const gpumat_matrix *a,
 GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *a,
                                          const gpumat_matrix *b);
 
-/** Whether gpumat_gemm() uses an operand as stored or transposed. */
+/** Whether gpumat_gemm() uses an operand as stored or transposed.  A
+ *  transposed operand is read in place: no transposed copy of the matrix
+ *  is made (on CPU devices, large products copy panels of either operand
+ *  into the order the kernels read, as CPU BLAS libraries do). */
 typedef enum gpumat_op {
     GPUMAT_NO_TRANS = 0, /**< op(X) = X */
-    GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place (never copied) */
+    GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place */
 } gpumat_op;
 
 /** c = alpha * op_a(a) * op_b(b) + beta * c (general matrix product).

@@ -87,6 +87,16 @@ static const gpumat__profile profiles[] = {
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
              0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
+    /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
+     * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
+     * 16-float vectors, 6 x 2 of them per work-item (12 of 32 registers),
+     * NT as 2 x 4 dot products.  gemm-notes.md round 11, PoCL 3.1 on 2
+     * cores of an AVX-512 EPYC: sgemm 256^3 / 1024^3 / 2048^3 117 / 124 /
+     * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
+     * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
+    {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+     16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
 static const gpumat__profile *find(const char *name)
@@ -178,11 +188,29 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
             (info->local_memory_bytes == 0 || local <= info->local_memory_bytes));
 }
 
+/* Whether a CPU device's name says its vector units are 512 bits wide.
+ * PoCL names the device after the LLVM CPU it compiles for
+ * ("pthread-skylake-avx512", "cpu-znver4", "pthread-sapphirerapids"); other
+ * CPU drivers name the processor, which says nothing about it, and keep
+ * `cpu` (GPUMAT_PROFILE=cpu-avx512 or a tuning file can change that). */
+static bool names_avx512(const char *name)
+{
+    static const char *const hints[] = {"avx512",       "x86-64-v4",     "cascadelake",
+                                        "cooperlake",   "cannonlake",    "icelake",
+                                        "tigerlake",    "rocketlake",    "sapphirerapids",
+                                        "emeraldrapids", "graniterapids", "diamondrapids",
+                                        "znver4",       "znver5"};
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; ++i)
+        if (strstr(name, hints[i]))
+            return true;
+    return false;
+}
+
 const gpumat__profile *gpumat__profile_for(const gpumat_device_info *info)
 {
     const char *name = "generic-gpu";
     if (info->type == GPUMAT_DEVICE_CPU)
-        name = "cpu";
+        name = names_avx512(info->name) ? "cpu-avx512" : "cpu";
     else if (info->vendor == GPUMAT_VENDOR_NVIDIA)
         name = "nvidia-gpu";
     else if (info->vendor == GPUMAT_VENDOR_AMD)

@@ -47,7 +47,10 @@
  * - cpu: PoCL 3.1 on 2 AMD EPYC cores, CLBlast 1.5.3, gpumat-bench --quick
  *   --ops gemm: native 11.0/14.4/17.1/17.4/15.3/12.0 GFLOP/s against
  *   8.9/10.9/12.1/13.0/10.8/9.6 at 64, 128, 256, 512, 1000 and
- *   1023x777x1531: native everywhere. */
+ *   1023x777x1531: native everywhere.
+ * - cpu-avx512: PoCL 3.1 on 2 cores of an AVX-512 EPYC, CLBlast 1.5.3,
+ *   gpumat-bench --ops gemm,dgemm,gemm-t (64 to 2048, odd shapes): native
+ *   5-20x CLBlast everywhere (docs/performance.md, PoCL). */
 static const struct {
     const char *profile;
     unsigned count;
@@ -55,6 +58,7 @@ static const struct {
 } shipped[] = {
     {"nvidia-gpu", 1, {{0, GPUMAT_GEMM_NATIVE}}},
     {"cpu", 1, {{0, GPUMAT_GEMM_NATIVE}}},
+    {"cpu-avx512", 1, {{0, GPUMAT_GEMM_NATIVE}}},
 };
 
 static void use_shipped_classes(const char *profile, gpumat__tuning *t)

@@ -60,6 +60,8 @@ static gemm_group g_groups[] = {
     {"native/intel-gpu", GPUMAT_GEMM_NATIVE, "intel-gpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
     {"native/generic-gpu", GPUMAT_GEMM_NATIVE, "generic-gpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
     {"native/cpu", GPUMAT_GEMM_NATIVE, "cpu", NULL, 0, 1, NULL, GPUMAT_OK, ""},
+    /* 16-float vectors; correct on any CPU (narrower units split them). */
+    {"native/cpu-avx512", GPUMAT_GEMM_NATIVE, "cpu-avx512", NULL, 0, 1, NULL, GPUMAT_OK, ""},
     /* The host picks the small-tile kernels when big tiles would leave
      * compute units idle (SMALLPCT), and the tiny ones when even small
      * tiles would (TINYPCT); force each kind on every shape.  Both are
@@ -95,6 +97,10 @@ static gemm_group g_groups[] = {
      0, 1, NULL, GPUMAT_OK, ""},
     {"native/cpu direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu", "CPACK=4096", 0, 1,
      NULL, GPUMAT_OK, ""},
+    {"native/cpu-avx512 packed operands (CPACK=1,CKC=64)", GPUMAT_GEMM_NATIVE, "cpu-avx512",
+     "CPACK=1,CKC=64", 0, 1, NULL, GPUMAT_OK, ""},
+    {"native/cpu-avx512 direct operands (CPACK=4096)", GPUMAT_GEMM_NATIVE, "cpu-avx512",
+     "CPACK=4096", 0, 1, NULL, GPUMAT_OK, ""},
     {"native/cpu tiled kernels (CVW=0)", GPUMAT_GEMM_NATIVE, "cpu", "CVW=0", 0, 1, NULL,
      GPUMAT_OK, ""},
     /* The big tiles' direct-copy pipeline (ASYNC, ASYNC64: portable plain
@@ -377,13 +383,17 @@ static void full_suite(void **state, gpumat_dtype dt)
 static void test_full_f32(void **state) { full_suite(state, GPUMAT_F32); }
 static void test_full_f64(void **state) { full_suite(state, GPUMAT_F64); }
 
-/* 1023 x 777 x 65 (no dimension a multiple of any tile) for a few cases. */
+/* 1023 x 777 x 65 (no dimension a multiple of any tile) for a few cases,
+ * and 1000 x 1000 x 1000 in every op combination. */
 static void test_large(void **state)
 {
     gemm_group *g = *state;
     gpumat_context *ctx = group_ctx(state);
     tu_rng rng;
     rng_for_test(&rng);
+    for (int op = 0; op < 4; ++op)
+        run_gemm(ctx, g->label, &rng, GPUMAT_F32, (gpumat_op)(op >> 1), (gpumat_op)(op & 1),
+                 &ab_cases[(AB_FULL + (size_t)op) % N_AB], 1000, 1000, 1000, op == 0);
     run_gemm(ctx, g->label, &rng, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_NO_TRANS,
              &ab_cases[AB_FULL], 1023, 777, 65, 1);
     run_gemm(ctx, g->label, &rng, GPUMAT_F32, GPUMAT_TRANS, GPUMAT_TRANS, &ab_cases[1], 1023,
@@ -415,6 +425,11 @@ static void profile_suite(void **state, gpumat_dtype dt)
                          &ab_cases[ab], profile_shapes[s][0], profile_shapes[s][1],
                          profile_shapes[s][2], ab == AB_FULL);
             }
+    /* 1000 x 1000 x 1000: past every profile's thresholds for packing,
+     * passes over k and the big tiles, with beta != 0. */
+    if (dt == GPUMAT_F32)
+        run_gemm(ctx, g->label, &rng, dt, GPUMAT_NO_TRANS, GPUMAT_TRANS, &ab_cases[AB_FULL], 1000,
+                 1000, 1000, 0);
 }
 
 static void test_profile_f32(void **state) { profile_suite(state, GPUMAT_F32); }

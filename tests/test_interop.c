@@ -263,7 +263,7 @@ static void test_wrap_accessors(void **state)
     assert_non_null(gpumat_context_profile(ctx));
     assert_non_null(gpumat_context_build_options(ctx));
     if (info.type == GPUMAT_DEVICE_CPU)
-        assert_string_equal(gpumat_context_profile(ctx), "cpu");
+        assert_true(strncmp(gpumat_context_profile(ctx), "cpu", 3) == 0);
 
     /* The matrices' buffers live in the caller's context. */
     gpumat_matrix *m;

@@ -45,6 +45,9 @@ static tu_saved_env g_saved_env[ENV_COUNT];
 
 /* Differs from every shipped profile in each GEMM parameter it sets. */
 #define TUNED_PARAMS "MWG=32,NWG=64,KWG=8,MDIMC=4,NDIMC=8,SMWG=16,SNWG=32,SMDIMC=4,SNDIMC=4,SMALLPCT=200"
+/* The same for cl/gemm_cpu.cl (profile cpu: CVW=8 CMR=4 CNV=3 CDM=3 CDN=4
+ * CWX=4 CWY=4 CPACK=224). */
+#define TUNED_CPU_PARAMS "CVW=4,CMR=2,CNV=5,CDM=2,CDN=3,CWX=2,CWY=8,CPACK=100"
 
 /* ---- files and environment ----------------------------------------------- */
 
@@ -128,43 +131,8 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
 {
     tu_rng rng;
     tu_rng_init(&rng, g_stream++);
-    gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
-    double *ha = NULL, *hb = NULL;
-    TU_CHECK_OK(tu_random_matrix(ctx, &rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &a, &ha));
-    TU_CHECK_OK(tu_random_matrix(ctx, &rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &b, &hb));
-    TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &c));
-    TU_CHECK_OK(tu_poison(c));
-    TU_CHECK_OK(gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
-                         1.0, a, b, 0.0, c));
-    double *opa = malloc(m * k * sizeof *opa), *opb = malloc(k * n * sizeof *opb);
-    double *out = malloc(m * n * sizeof *out), *ref = malloc(m * n * sizeof *ref);
-    double *scale = malloc(m * n * sizeof *scale);
-    assert_true(opa && opb && out && ref && scale);
-    if (ta)
-        tu_ref_transpose(k, m, ha, opa);
-    else
-        memcpy(opa, ha, m * k * sizeof *opa);
-    if (tb)
-        tu_ref_transpose(n, k, hb, opb);
-    else
-        memcpy(opb, hb, k * n * sizeof *opb);
-    TU_CHECK_OK(tu_download(c, out));
-    tu_ref_gemm(m, k, n, opa, opb, ref, scale);
-    char what[64], msg[MSG_SIZE];
-    snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu", ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k);
-    int ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(GPUMAT_F32, k), msg,
-                        sizeof msg);
-    gpumat_matrix_destroy(a);
-    gpumat_matrix_destroy(b);
-    gpumat_matrix_destroy(c);
-    free(ha);
-    free(hb);
-    free(opa);
-    free(opb);
-    free(out);
-    free(ref);
-    free(scale);
-    if (!ok)
+    char msg[MSG_SIZE];
+    if (!tu_check_gemm(ctx, &rng, m, n, k, ta, tb, 1.0, 0.0, msg, sizeof msg))
         fail_msg("%s", msg);
 }
 
@@ -225,7 +193,12 @@ static void test_valid_file(void **state)
     fresh_cache_dir(dir);
     device_key k;
     device_key_get(&k);
-    write_tuning(&k, "gpumat-tuning 1", NULL, "params " TUNED_PARAMS "\n");
+    /* Where the profile runs cl/gemm_cpu.cl (PoCL), its parameters too, or
+     * the file would change nothing the products below run. */
+    const int cpu_kernels = strstr(k.shipped_options, "-DCVW=") != NULL;
+    write_tuning(&k, "gpumat-tuning 1", NULL,
+                 cpu_kernels ? "params " TUNED_PARAMS "," TUNED_CPU_PARAMS "\n"
+                             : "params " TUNED_PARAMS "\n");
 
     char saved_error[MSG_SIZE];
     snprintf(saved_error, sizeof saved_error, "%s", gpumat_last_error(NULL));
@@ -237,11 +210,19 @@ static void test_valid_file(void **state)
     static const char *const expect[] = {"-DMWG=32 ", "-DNWG=64 ", "-DKWG=8 ", "-DMDIMC=4 ",
                                          "-DNDIMC=8 ", "-DSMWG=16 ", "-DSNWG=32 ",
                                          "-DSMDIMC=4 ", "-DSNDIMC=4 "};
+    static const char *const expect_cpu[] = {"-DCVW=4 ", "-DCMR=2 ", "-DCNV=5 ", "-DCDM=2 ",
+                                             "-DCDN=3 ", "-DCWX=2 ", "-DCWY=8"};
     const char *options = gpumat_context_build_options(ctx);
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; ++i)
         if (!strstr(options, expect[i]))
             fail_msg("build options \"%s\" lack \"%s\"", options, expect[i]);
+    for (size_t i = 0; cpu_kernels && i < sizeof expect_cpu / sizeof expect_cpu[0]; ++i)
+        if (!strstr(options, expect_cpu[i]))
+            fail_msg("build options \"%s\" lack \"%s\"", options, expect_cpu[i]);
     assert_string_equal(gpumat_last_error(NULL), saved_error);
+    if (cpu_kernels) /* past CPACK=100: packed panels */
+        for (int t = 0; t < 4; ++t)
+            check_gemm(ctx, 150, 141, 130, t & 1, t >> 1);
 
     for (int t = 0; t < 4; ++t)
         check_gemm(ctx, 131, 67, 29, t & 1, t >> 1); /* 10 big tiles: big kernel */

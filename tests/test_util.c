@@ -484,3 +484,63 @@ done:
     free(hc);
     return ok;
 }
+
+int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
+                  int tb, double alpha, double beta, char *msg, size_t msg_size)
+{
+    gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
+    double *ha = NULL, *hb = NULL, *hc = NULL;
+    int ok = 0;
+    gpumat_status s = tu_random_matrix(ctx, rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &a, &ha);
+    if (s == GPUMAT_OK)
+        s = tu_random_matrix(ctx, rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &b, &hb);
+    if (s == GPUMAT_OK && beta != 0)
+        s = tu_random_matrix(ctx, rng, m, n, GPUMAT_F32, &c, &hc);
+    else if (s == GPUMAT_OK && (s = gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &c)) == GPUMAT_OK)
+        s = tu_poison(c);
+    if (s == GPUMAT_OK)
+        s = gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
+                        alpha, a, b, beta, c);
+    double *opa = malloc(m * k * sizeof *opa), *opb = malloc(k * n * sizeof *opb);
+    double *out = malloc(m * n * sizeof *out), *ref = malloc(m * n * sizeof *ref);
+    double *scale = malloc(m * n * sizeof *scale);
+    if (s == GPUMAT_OK && !(opa && opb && out && ref && scale))
+        s = GPUMAT_ERR_OUT_OF_MEMORY;
+    if (s == GPUMAT_OK)
+        s = tu_download(c, out);
+    char what[96];
+    snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu alpha=%g beta=%g", ta ? 'T' : 'N',
+             tb ? 'T' : 'N', m, n, k, alpha, beta);
+    if (s != GPUMAT_OK) {
+        snprintf(msg, msg_size, "%s: %s: %s", what, gpumat_strerror(s), gpumat_last_error(ctx));
+    } else {
+        if (ta)
+            tu_ref_transpose(k, m, ha, opa);
+        else
+            memcpy(opa, ha, m * k * sizeof *opa);
+        if (tb)
+            tu_ref_transpose(n, k, hb, opb);
+        else
+            memcpy(opb, hb, k * n * sizeof *opb);
+        tu_ref_gemm(m, k, n, opa, opb, ref, scale);
+        for (size_t i = 0; i < m * n; ++i) {
+            double cterm = beta != 0 ? beta * hc[i] : 0;
+            ref[i] = alpha * ref[i] + cterm;
+            scale[i] = fabs(alpha) * scale[i] + fabs(cterm);
+        }
+        ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(GPUMAT_F32, k + 2), msg,
+                        msg_size);
+    }
+    gpumat_matrix_destroy(a);
+    gpumat_matrix_destroy(b);
+    gpumat_matrix_destroy(c);
+    free(ha);
+    free(hb);
+    free(hc);
+    free(opa);
+    free(opb);
+    free(out);
+    free(ref);
+    free(scale);
+    return ok;
+}

@@ -122,6 +122,12 @@ int tu_compare(const char *what, size_t rows, size_t cols, const double *out,
                const double *ref, const double *scale, double tol, char *msg,
                size_t msg_size);
 
+/* c = alpha op(a) op(b) + beta c (m x n x k, F32, fresh random operands and
+ * c, c NaN-poisoned when beta == 0) on ctx against the double reference.
+ * Returns 1 if right, else 0 with a message naming the case in msg. */
+int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
+                  int tb, double alpha, double beta, char *msg, size_t msg_size);
+
 /* ---- convenience ------------------------------------------------------- */
 
 const char *tu_dtype_name(gpumat_dtype dtype);

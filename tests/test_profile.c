@@ -1,0 +1,124 @@
+/*
+ * test_profile.c - which shipped kernel profile a device gets
+ * (gpumat__profile_for, lib/profile.c), on synthetic device descriptions:
+ * by type and vendor, and the smallest profile for a device below its
+ * class's work-group or local memory limits.  The library can only see one
+ * device here (PoCL), so every other class is described, not probed.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gpumat_internal.h"
+#include "test_util.h"
+
+/* A device of the given class with ample limits (a current discrete GPU or
+ * a multi-core CPU). */
+static gpumat_device_info device(gpumat_device_type type, gpumat_vendor vendor, const char *name)
+{
+    gpumat_device_info d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.type = type;
+    d.vendor = vendor;
+    d.compute_units = 64;
+    d.clock_mhz = 1500;
+    d.global_memory_bytes = (uint64_t)16 << 30;
+    d.local_memory_bytes = 64 * 1024;
+    d.max_work_group_size = 1024;
+    d.has_fp64 = 1;
+    return d;
+}
+
+static const char *profile_of(const gpumat_device_info *d)
+{
+    const gpumat__profile *p = gpumat__profile_for(d);
+    assert_non_null(p);
+    return p->name;
+}
+
+static void test_by_vendor_and_type(void **state)
+{
+    (void)state;
+    static const struct {
+        gpumat_device_type type;
+        gpumat_vendor vendor;
+        const char *name, *profile;
+    } cases[] = {
+        {GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_NVIDIA, "NVIDIA H100 80GB HBM3", "nvidia-gpu"},
+        {GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_AMD, "gfx90a:sramecc+:xnack-", "amd-gpu"},
+        {GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_INTEL, "Intel(R) Data Center GPU Max 1550", "intel-gpu"},
+        {GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_OTHER, "Mali-G78", "generic-gpu"},
+        {GPUMAT_DEVICE_ACCELERATOR, GPUMAT_VENDOR_OTHER, "some accelerator", "generic-gpu"},
+        /* CPUs take the CPU kernels whoever made them or the driver; 16-wide
+         * vectors where PoCL's device name says AVX-512. */
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_OTHER, "pthread-znver3", "cpu"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_OTHER, "pthread-haswell-AMD EPYC", "cpu"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_INTEL, "Intel(R) Xeon(R) Platinum", "cpu"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_AMD, "AMD EPYC", "cpu"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_OTHER, "pthread-skylake-avx512-AMD EPYC", "cpu-avx512"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_OTHER, "cpu-znver4-AMD EPYC 9654", "cpu-avx512"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_INTEL, "pthread-sapphirerapids", "cpu-avx512"},
+        {GPUMAT_DEVICE_CPU, GPUMAT_VENDOR_INTEL, "pthread-icelake-server", "cpu-avx512"},
+        /* A GPU is never given CPU kernels, whatever its name. */
+        {GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_OTHER, "avx512 emulator", "generic-gpu"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) {
+        gpumat_device_info d = device(cases[i].type, cases[i].vendor, cases[i].name);
+        const char *got = profile_of(&d);
+        print_message("%-36s -> %s\n", cases[i].name, got);
+        assert_string_equal(got, cases[i].profile);
+    }
+}
+
+/* A GPU whose work-groups or local memory are smaller than its vendor's
+ * profile needs gets generic-gpu (64 work-items), which every device that
+ * can run OpenCL 1.2 kernels of this size fits. */
+static void test_small_devices(void **state)
+{
+    (void)state;
+    gpumat_device_info d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_NVIDIA, "small");
+    d.max_work_group_size = 64;
+    assert_string_equal(profile_of(&d), "generic-gpu");
+    d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_NVIDIA, "little local memory");
+    d.local_memory_bytes = 16 * 1024;
+    assert_string_equal(profile_of(&d), "generic-gpu");
+    d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_AMD, "small");
+    d.max_work_group_size = 64;
+    assert_string_equal(profile_of(&d), "generic-gpu");
+    /* generic-gpu itself fits 64 work-items and 16 KiB. */
+    d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_OTHER, "tiny");
+    d.max_work_group_size = 64;
+    d.local_memory_bytes = 16 * 1024;
+    assert_string_equal(profile_of(&d), "generic-gpu");
+}
+
+/* Every shipped profile by name, with distinct names. */
+static void test_every_profile_listed(void **state)
+{
+    (void)state;
+    size_t n = gpumat__profile_count();
+    assert_true(n >= 5);
+    for (size_t i = 0; i < n; ++i) {
+        assert_non_null(gpumat__profile_at(i));
+        for (size_t j = 0; j < i; ++j)
+            assert_string_not_equal(gpumat__profile_at(i)->name, gpumat__profile_at(j)->name);
+    }
+    assert_null(gpumat__profile_at(n));
+}
+
+int main(void)
+{
+    tu_init("test_profile");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_by_vendor_and_type),
+        cmocka_unit_test(test_small_devices),
+        cmocka_unit_test(test_every_profile_listed),
+    };
+    return cmocka_run_group_tests_name("profile", tests, NULL, NULL);
+}

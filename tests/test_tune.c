@@ -1,0 +1,176 @@
+/*
+ * test_tune.c - examples/gpumat-tune end to end on the present device: a
+ * short search checks its candidates, writes the device's tuning file into
+ * GPUMAT_CACHE_DIR, and a new context loads it ("tuned: <path>") and
+ * computes right products with it; with the tool's downloads spoilt
+ * (GPUMAT_TUNE_CORRUPT, its test hook) every candidate is discarded as
+ * wrong, the tool fails and writes nothing.
+ *
+ * The tool is the one built beside this test (<dir>/../examples), which
+ * the Makefile builds first.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "gpumat.h"
+#include "test_util.h"
+
+#define PATH_SIZE 4400
+#define OUT_SIZE 65536
+
+static char g_root[PATH_SIZE];
+static char g_tool[PATH_SIZE];
+static unsigned g_dir_count;
+static tu_saved_env g_saved_cache_dir, g_saved_tuning, g_saved_params;
+
+/* A fresh directory, made the cache directory. */
+static void fresh_cache_dir(char *out)
+{
+    int n = snprintf(out, PATH_SIZE, "%s/t%u", g_root, ++g_dir_count);
+    assert_true(n > 0 && n < PATH_SIZE);
+    assert_int_equal(mkdir(out, 0700), 0);
+    setenv("GPUMAT_CACHE_DIR", out, 1);
+}
+
+/* Runs the tool with `args`; its output (stdout and stderr) in out.  Under
+ * the sanitizers (make check-asan) the tool's own leak report is off: the
+ * first build of a candidate's kernels in a cold PoCL cache leaves LLVM's
+ * allocations behind, which would fail the run, and the library's leaks
+ * are the other tests' business. */
+static int run_tool(const char *args, char *out, size_t size)
+{
+    char cmd[PATH_SIZE + 256];
+    snprintf(cmd, sizeof cmd,
+             "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" '%s' %s 2>&1", g_tool,
+             args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t len = 0, got;
+    while (len + 1 < size && (got = fread(out + len, 1, size - 1 - len, p)) > 0)
+        len += got;
+    out[len] = '\0';
+    int status = pclose(p);
+    /* Whole: print_message() truncates long text. */
+    printf("$ %s\n%s", cmd, out);
+    fflush(stdout);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The number of tuning files in dir. */
+static int tuning_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        count += strncmp(e->d_name, "tuning-", 7) == 0 && strstr(e->d_name, ".tmp") == NULL;
+    closedir(d);
+    return count;
+}
+
+/* c = alpha op(a) op(b) + beta c against the double reference. */
+static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta, int tb)
+{
+    tu_rng rng;
+    tu_rng_init(&rng, 17 + m + 3 * n + 5 * k + 7 * (size_t)ta + 11 * (size_t)tb);
+    char msg[1024];
+    if (!tu_check_gemm(ctx, &rng, m, n, k, ta, tb, 1.5, -0.25, msg, sizeof msg))
+        fail_msg("%s", msg);
+}
+
+/* ---- tests ----------------------------------------------------------------- */
+
+/* A search limited to the shipped parameters and what fits in a few
+ * seconds: every candidate it tried passed its checks, the file is
+ * written, and a new context uses it. */
+static void test_writes_a_file_a_context_loads(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_cache_dir(dir);
+    static char out[OUT_SIZE];
+    int rc = run_tool("--budget 0 --seconds 3 --sizes 40,72 --runs 1", out, sizeof out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, " 0 wrong"));
+    assert_non_null(strstr(out, "\nwrote "));
+    assert_int_equal(tuning_files(dir), 1);
+
+    gpumat_context *ctx = NULL;
+    TU_CHECK_OK(gpumat_context_create(&ctx, NULL));
+    char path[PATH_SIZE], expect[PATH_SIZE + 16];
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    snprintf(expect, sizeof expect, "tuned: %s", path);
+    print_message("context: %s\n", gpumat_context_tuning(ctx));
+    assert_true(strncmp(gpumat_context_tuning(ctx), expect, strlen(expect)) == 0);
+    check_gemm(ctx, 37, 41, 29, 0, 0);
+    check_gemm(ctx, 131, 67, 29, 1, 1);
+    gpumat_context_destroy(ctx);
+}
+
+/* Wrong products (the hook spoils one element of each) fail every
+ * candidate: the tool says so, exits with an error, and writes nothing. */
+static void test_wrong_products_are_discarded(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_cache_dir(dir);
+    static char out[OUT_SIZE];
+    setenv("GPUMAT_TUNE_CORRUPT", "1", 1);
+    int rc = run_tool("--budget 0 --seconds 1 --sizes 40 --runs 1", out, sizeof out);
+    unsetenv("GPUMAT_TUNE_CORRUPT");
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "WRONG"));
+    assert_non_null(strstr(out, " 0 correct"));
+    assert_non_null(strstr(out, "no candidate passed the checks; nothing written"));
+    assert_int_equal(tuning_files(dir), 0);
+}
+
+/* ---- main -------------------------------------------------------------------- */
+
+static int group_setup(void **state)
+{
+    (void)state;
+    tu_env_save(&g_saved_cache_dir, "GPUMAT_CACHE_DIR");
+    tu_env_save(&g_saved_tuning, "GPUMAT_TUNING");
+    tu_env_save(&g_saved_params, "GPUMAT_KERNEL_PARAMS");
+    unsetenv("GPUMAT_TUNING");
+    unsetenv("GPUMAT_KERNEL_PARAMS");
+    return tu_scratch_dir(g_root, sizeof g_root, "gpumat-test-tune");
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    tu_remove_tree(g_root);
+    tu_env_restore(&g_saved_cache_dir);
+    tu_env_restore(&g_saved_tuning);
+    tu_env_restore(&g_saved_params);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    tu_init("test_tune");
+    /* build/tests/test_tune -> build/examples/gpumat-tune */
+    const char *slash = strrchr(argv[0], '/');
+    int dir_len = slash ? (int)(slash - argv[0]) : 1;
+    snprintf(g_tool, sizeof g_tool, "%.*s/../examples/gpumat-tune", dir_len,
+             slash ? argv[0] : ".");
+    if (argc > 1)
+        cmocka_set_test_filter(argv[1]);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_writes_a_file_a_context_loads),
+        cmocka_unit_test(test_wrong_products_are_discarded),
+    };
+    return cmocka_run_group_tests_name("tune", tests, group_setup, group_teardown);
+}
