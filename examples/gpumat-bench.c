@@ -4,7 +4,7 @@
  *
  *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy,transfer,start]
  *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
- *                [--openblas | --no-openblas]
+ *                [--openblas | --no-openblas] [--no-clblast]
  *
  * Each figure is the median of --runs timed trials after a warm-up; a trial
  * enqueues enough repetitions to last >= 20 ms, then waits for the device
@@ -31,6 +31,7 @@ typedef struct config {
     const char *csv_path;
     int quick;
     int openblas; /* also time OpenBLAS on the host (default: when the device is a CPU) */
+    int no_clblast; /* native alone (quick experiments: CLBlast on a CPU takes minutes) */
     FILE *csv;
     double peak_sp, peak_dp; /* TFLOP/s; 0 = unknown */
     const char *ops;
@@ -565,10 +566,12 @@ int main(int argc, char **argv)
             cfg.openblas = 1;
         else if (!strcmp(argv[i], "--no-openblas"))
             cfg.openblas = -1;
+        else if (!strcmp(argv[i], "--no-clblast"))
+            cfg.no_clblast = 1;
         else {
             fprintf(stderr, "usage: gpumat-bench [--quick] [--sizes N,MxNxK,...] [--ops LIST] "
                             "[--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]\n"
-                            "                    [--openblas | --no-openblas]\n");
+                            "                    [--openblas | --no-openblas] [--no-clblast]\n");
             return 2;
         }
     }
@@ -582,8 +585,10 @@ int main(int argc, char **argv)
     CHECK(gpumat_context_create(&nat, &o), NULL);
     o.gemm_backend = GPUMAT_GEMM_CLBLAST;
     /* CLBlast runs on the very same OpenCL context and queue. */
-    if (gpumat_context_wrap(&blas, gpumat_context_cl_context(nat), gpumat_context_cl_queue(nat),
-                            &o) != GPUMAT_OK)
+    if (cfg.no_clblast)
+        blas = NULL;
+    else if (gpumat_context_wrap(&blas, gpumat_context_cl_context(nat),
+                                 gpumat_context_cl_queue(nat), &o) != GPUMAT_OK)
         fprintf(stderr, "gpumat-bench: no CLBlast comparison: %s\n", gpumat_last_error(NULL));
     gpumat_device_info d;
     gpumat_context_device(nat, &d);
