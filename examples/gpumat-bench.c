@@ -504,8 +504,10 @@ static void parse_sizes(config *cfg, const char *text)
 }
 
 /* Datasheet peaks (FP32 / FP64 SIMT, TFLOP/s, boost clock) of cards we
- * know, by the first fragment of the device name that matches: the PCIe
- * and NVL boards of a chip run fewer SMs or lower clocks than its SXM one.
+ * know, by the first fragment of the device name that matches (NVIDIA's
+ * names: "NVIDIA H100 PCIe", "NVIDIA A100-SXM4-80GB"): the PCIe and NVL
+ * boards of a chip run fewer SMs or lower clocks than its SXM one.  AMD's
+ * OpenCL names the chip (gfx942 is MI300X and MI300A), so none is listed.
  * --peak-tflops / --peak-dp-tflops override; unknown devices print no
  * share of peak. */
 static void guess_peak(config *cfg, const gpumat_device_info *d)
@@ -515,9 +517,9 @@ static void guess_peak(config *cfg, const gpumat_device_info *d)
         double sp, dp;
     } cards[] = {
         {"H100 PCIe", 51.2, 25.6}, {"H100 NVL", 60.0, 30.0}, {"H100", 67.0, 33.5},
-        {"H200 NVL", 60.0, 30.0},  {"H200", 67.0, 33.5},     {"A100", 19.5, 9.7},
-        {"A800", 19.5, 9.7},       {"L40S", 91.6, 1.4},      {"MI300X", 163.4, 81.7},
-        {"MI250X", 47.9, 47.9},
+        {"H200 NVL", 60.0, 30.0},  {"H200", 67.0, 33.5},     {"A100-", 19.5, 9.7},
+        {"A100 ", 19.5, 9.7},      {"A800-", 19.5, 9.7},     {"A800 ", 19.5, 9.7},
+        {"L40S", 91.6, 1.4},
     };
     for (size_t i = 0; i < sizeof cards / sizeof cards[0]; ++i)
         if (strstr(d->name, cards[i].name)) {
@@ -548,9 +550,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             cfg.runs = atoi(argv[++i]) > 0 ? atoi(argv[i]) : 1;
         else if (!strcmp(argv[i], "--csv") && i + 1 < argc) {
-            /* The last --csv wins (make bench passes one before the user's). */
-            if (cfg.csv)
+            /* The last --csv wins (make bench passes one before the user's):
+             * the earlier file, which holds only the header, goes. */
+            if (cfg.csv) {
                 fclose(cfg.csv);
+                remove(cfg.csv_path);
+            }
             cfg.csv_path = argv[i + 1];
             cfg.csv = fopen(argv[++i], "w");
             if (!cfg.csv) {

@@ -2,9 +2,11 @@
  * test_tune.c - examples/gpumat-tune end to end on the present device: a
  * short search checks its candidates, writes the device's tuning file into
  * GPUMAT_CACHE_DIR, and a new context loads it ("tuned: <path>") and
- * computes right products with it; with the tool's downloads spoilt
- * (GPUMAT_TUNE_CORRUPT, its test hook) every candidate is discarded as
- * wrong, the tool fails and writes nothing.
+ * computes right products with it, built with the file's parameters;
+ * with the tool's results spoilt (GPUMAT_TUNE_CORRUPT, its test hook),
+ * either all of them or only those of the products candidates are timed
+ * on, every candidate is discarded as wrong, the tool fails and writes
+ * nothing.
  *
  * The tool is the one built beside this test (<dir>/../examples), which
  * the Makefile builds first.
@@ -47,12 +49,12 @@ static void fresh_cache_dir(char *out)
  * first build of a candidate's kernels in a cold PoCL cache leaves LLVM's
  * allocations behind, which would fail the run, and the library's leaks
  * are the other tests' business. */
-static int run_tool(const char *args, char *out, size_t size)
+static int run_tool(const char *corrupt, const char *args, char *out, size_t size)
 {
-    char cmd[PATH_SIZE + 256];
+    char cmd[PATH_SIZE + 512];
     snprintf(cmd, sizeof cmd,
-             "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" '%s' %s 2>&1", g_tool,
-             args);
+             "%s%s ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0\" '%s' %s 2>&1",
+             corrupt ? "GPUMAT_TUNE_CORRUPT=" : "", corrupt ? corrupt : "", g_tool, args);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     size_t len = 0, got;
@@ -88,6 +90,42 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
         fail_msg("%s", msg);
 }
 
+/* Every parameter of the file's params line that is a build option
+ * ("-DNAME=") is in `options` with the file's value; host-side ones
+ * (CPACK, CKC, SMALLPCT) are not build options. */
+static void expect_params_used(const char *path, const char *options)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[2048], *params = NULL;
+    while (!params && fgets(line, sizeof line, f))
+        if (strncmp(line, "params ", 7) == 0)
+            params = line + 7;
+    fclose(f);
+    assert_non_null(params);
+    params[strcspn(params, "\n")] = '\0';
+    int checked = 0;
+    for (char *tok = strtok(params, ","); tok; tok = strtok(NULL, ",")) {
+        char *eq = strchr(tok, '=');
+        assert_non_null(eq);
+        char name[64], want[96];
+        snprintf(name, sizeof name, "-D%.*s=", (int)(eq - tok), tok);
+        if (!strstr(options, name))
+            continue;
+        snprintf(want, sizeof want, "-D%s ", tok);
+        size_t n = strlen(want) - 1; /* the last option has no space after it */
+        const char *at = strstr(options, want);
+        if (!at) {
+            size_t len = strlen(options);
+            at = len >= n && strncmp(options + len - n, want, n) == 0 ? options : NULL;
+        }
+        if (!at)
+            fail_msg("the file's %s is not in the build options \"%s\"", tok, options);
+        ++checked;
+    }
+    assert_true(checked > 0);
+}
+
 /* ---- tests ----------------------------------------------------------------- */
 
 /* A search limited to the shipped parameters and what fits in a few
@@ -99,7 +137,7 @@ static void test_writes_a_file_a_context_loads(void **state)
     char dir[PATH_SIZE];
     fresh_cache_dir(dir);
     static char out[OUT_SIZE];
-    int rc = run_tool("--budget 0 --seconds 3 --sizes 40,72 --runs 1", out, sizeof out);
+    int rc = run_tool(NULL, "--budget 0 --seconds 3 --sizes 40,72 --runs 1", out, sizeof out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, " 0 wrong"));
     assert_non_null(strstr(out, "\nwrote "));
@@ -112,27 +150,42 @@ static void test_writes_a_file_a_context_loads(void **state)
     snprintf(expect, sizeof expect, "tuned: %s", path);
     print_message("context: %s\n", gpumat_context_tuning(ctx));
     assert_true(strncmp(gpumat_context_tuning(ctx), expect, strlen(expect)) == 0);
+    expect_params_used(path, gpumat_context_build_options(ctx));
     check_gemm(ctx, 37, 41, 29, 0, 0);
     check_gemm(ctx, 131, 67, 29, 1, 1);
     gpumat_context_destroy(ctx);
 }
 
-/* Wrong products (the hook spoils one element of each) fail every
- * candidate: the tool says so, exits with an error, and writes nothing. */
-static void test_wrong_products_are_discarded(void **state)
+/* Wrong products fail every candidate: the tool says so, exits with an
+ * error, and writes nothing.  `corrupt` "all": the hook spoils every
+ * product (the checks before timing catch it); "timed": only the
+ * products candidates are timed on (the checks of those catch it). */
+static void expect_all_wrong(const char *corrupt, const char *reason)
 {
-    (void)state;
     char dir[PATH_SIZE];
     fresh_cache_dir(dir);
     static char out[OUT_SIZE];
-    setenv("GPUMAT_TUNE_CORRUPT", "1", 1);
-    int rc = run_tool("--budget 0 --seconds 1 --sizes 40 --runs 1", out, sizeof out);
-    unsetenv("GPUMAT_TUNE_CORRUPT");
+    int rc = run_tool(corrupt, "--budget 0 --seconds 1 --sizes 40 --runs 1", out, sizeof out);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "WRONG"));
+    assert_non_null(strstr(out, reason));
     assert_non_null(strstr(out, " 0 correct"));
     assert_non_null(strstr(out, "no candidate passed the checks; nothing written"));
     assert_int_equal(tuning_files(dir), 0);
+}
+
+static void test_wrong_products_are_discarded(void **state)
+{
+    (void)state;
+    /* The first check a candidate meets: float 131x67x29, every element. */
+    expect_all_wrong("all", "f32 131x67x29 NN: 1 wrong");
+}
+
+static void test_wrong_timed_products_are_discarded(void **state)
+{
+    (void)state;
+    /* Sampled: its first row, (0, 0) among it. */
+    expect_all_wrong("timed", "f32 40x40x40 NN: 1 checked wrong");
 }
 
 /* ---- main -------------------------------------------------------------------- */
@@ -171,6 +224,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writes_a_file_a_context_loads),
         cmocka_unit_test(test_wrong_products_are_discarded),
+        cmocka_unit_test(test_wrong_timed_products_are_discarded),
     };
     return cmocka_run_group_tests_name("tune", tests, group_setup, group_teardown);
 }

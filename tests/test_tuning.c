@@ -46,8 +46,9 @@ static tu_saved_env g_saved_env[ENV_COUNT];
 /* Differs from every shipped profile in each GEMM parameter it sets. */
 #define TUNED_PARAMS "MWG=32,NWG=64,KWG=8,MDIMC=4,NDIMC=8,SMWG=16,SNWG=32,SMDIMC=4,SNDIMC=4,SMALLPCT=200"
 /* The same for cl/gemm_cpu.cl (profile cpu: CVW=8 CMR=4 CNV=3 CDM=3 CDN=4
- * CWX=4 CWY=4 CPACK=224). */
-#define TUNED_CPU_PARAMS "CVW=4,CMR=2,CNV=5,CDM=2,CDN=3,CWX=2,CWY=8,CPACK=100"
+ * CWX=4 CWY=4 CPACK=224; cpu-avx512: CVW=16 CMR=6 CNV=2 CDM=2, the rest
+ * as cpu). */
+#define TUNED_CPU_PARAMS "CVW=4,CMR=2,CNV=5,CDM=1,CDN=3,CWX=2,CWY=8,CPACK=100"
 
 /* ---- files and environment ----------------------------------------------- */
 
@@ -210,7 +211,7 @@ static void test_valid_file(void **state)
     static const char *const expect[] = {"-DMWG=32 ", "-DNWG=64 ", "-DKWG=8 ", "-DMDIMC=4 ",
                                          "-DNDIMC=8 ", "-DSMWG=16 ", "-DSNWG=32 ",
                                          "-DSMDIMC=4 ", "-DSNDIMC=4 "};
-    static const char *const expect_cpu[] = {"-DCVW=4 ", "-DCMR=2 ", "-DCNV=5 ", "-DCDM=2 ",
+    static const char *const expect_cpu[] = {"-DCVW=4 ", "-DCMR=2 ", "-DCNV=5 ", "-DCDM=1 ",
                                              "-DCDN=3 ", "-DCWX=2 ", "-DCWY=8"};
     const char *options = gpumat_context_build_options(ctx);
     for (size_t i = 0; i < sizeof expect / sizeof expect[0]; ++i)
