@@ -534,15 +534,16 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Median seconds per NN float product of shape s on ctx; 0 with `why` on
- * failure, and *wrong set when the timed product itself is wrong (checked
- * on samples of every 32 x 32 block, check_elements). */
+ * failure.  With `wrong`, the timed product itself is checked too (on
+ * samples of every 32 x 32 block, check_elements) and *wrong set when it
+ * is wrong; NULL: already checked at this size, timing only. */
 static double time_gemm(gpumat_context *ctx, shape s, int runs, int *wrong, char *why,
                         size_t size)
 {
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
     double *ha = NULL, *hb = NULL, *out = NULL;
     double result = 0;
-    *wrong = 0;
+    int bad = 0;
     gpumat_status st = random_matrix(ctx, GPUMAT_F32, s.m, s.k, &a, &ha);
     if (st == GPUMAT_OK)
         st = random_matrix(ctx, GPUMAT_F32, s.k, s.n, &b, &hb);
@@ -575,13 +576,15 @@ static double time_gemm(gpumat_context *ctx, shape s, int runs, int *wrong, char
             st = gpumat_finish(ctx);
         t[r] = (now() - t0) / reps;
     }
-    if (st == GPUMAT_OK)
+    if (st == GPUMAT_OK && wrong)
         out = download(c, GPUMAT_F32, s.m * s.n, corrupts(1), &st);
-    if (st == GPUMAT_OK) {
+    if (st == GPUMAT_OK && wrong) {
         product p = {.s = s, .dtype = GPUMAT_F32, .alpha = 1, .a = ha, .b = hb, .out = out};
-        *wrong = !check_elements(&p, 1, why, size);
+        bad = !check_elements(&p, 1, why, size);
     }
-    if (st == GPUMAT_OK && !*wrong) {
+    if (wrong)
+        *wrong = bad;
+    if (st == GPUMAT_OK && !bad) {
         qsort(t, (size_t)runs, sizeof t[0], cmp_double);
         result = t[runs / 2];
     } else if (st != GPUMAT_OK) {
@@ -1149,15 +1152,19 @@ int main(int argc, char **argv)
             for (size_t f = 0; f <= nfinal; ++f) {
                 if (!final_ctx[f])
                     continue;
-                int bad;
-                double t = time_gemm(final_ctx[f], cfg.sizes[i], cfg.runs, &bad, why, sizeof why);
+                /* The finalists' products at these sizes passed the search's
+                 * checks; CLBlast's large ones are checked here (a wrong one
+                 * takes it out of the running, as a failure does). */
+                int clblast_wrong;
+                double t = time_gemm(final_ctx[f], cfg.sizes[i], cfg.runs,
+                                     f < nfinal ? NULL : &clblast_wrong, why, sizeof why);
                 double *keep = f < nfinal ? &final[f]->seconds[i] : &clblast[i];
                 if (t <= 0) { /* a failure now: out of the running */
                     fprintf(stderr, "gpumat-tune: %s\n", why);
                     gpumat_context_destroy(final_ctx[f]);
                     final_ctx[f] = NULL;
                     if (f < nfinal)
-                        final[f]->result = bad ? WRONG : FAILED;
+                        final[f]->result = FAILED;
                     else
                         memset(clblast, 0, sizeof clblast);
                 } else if (*keep == 0 || t < *keep) {

@@ -49,8 +49,8 @@
  *   8.9/10.9/12.1/13.0/10.8/9.6 at 64, 128, 256, 512, 1000 and
  *   1023x777x1531: native everywhere.
  * - cpu-avx512: PoCL 3.1 on 2 cores of an AVX-512 EPYC, CLBlast 1.5.3,
- *   gpumat-bench --ops gemm,dgemm,gemm-t (64 to 2048, odd shapes): native
- *   5-20x CLBlast everywhere (docs/performance.md, PoCL). */
+ *   gpumat-bench --ops gemm,gemm-t,dgemm at every default size (64 to
+ *   8192, odd shapes): native 4-28x CLBlast (docs/performance.md, PoCL). */
 static const struct {
     const char *profile;
     unsigned count;
