@@ -2,7 +2,8 @@
  * gpumat-bench - times libgpumat against CLBlast and against the device's
  * copy bandwidth, side by side, on one device in one run.
  *
- *   gpumat-bench [--quick] [--sizes N,N,...] [--ops gemm,dgemm,gemm-t,add,transpose,copy,transfer,start]
+ *   gpumat-bench [--quick] [--sizes N,N,...]
+ *                [--ops gemm,dgemm,gemm-t,dgemm-t,add,transpose,copy,transfer,start]
  *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
  *                [--openblas | --no-openblas] [--no-clblast]
  *
@@ -37,6 +38,7 @@ typedef struct config {
     const char *ops;
     shape sizes[64];
     size_t nsizes;
+    int sizes_given; /* --sizes: the transposed cases take these shapes too */
 } config;
 
 static double now(void)
@@ -533,7 +535,7 @@ static void guess_peak(config *cfg, const gpumat_device_info *d)
 
 int main(int argc, char **argv)
 {
-    config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,add,transpose,copy,transfer,start"};
+    config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,dgemm-t,add,transpose,copy,transfer,start"};
     const char *sizes = "64,128,256,512,1000,1024,2048,4096,8192,1023x777x1531,4097,8192x64x8192,"
                         "64x8192x64";
     if (argc == 2 && !strcmp(argv[1], "--start-child"))
@@ -543,8 +545,10 @@ int main(int argc, char **argv)
             cfg.quick = 1;
             sizes = "64,128,256,512,1000,1023x777x1531";
             cfg.runs = 3;
-        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc)
+        } else if (!strcmp(argv[i], "--sizes") && i + 1 < argc) {
             sizes = argv[++i];
+            cfg.sizes_given = 1;
+        }
         else if (!strcmp(argv[i], "--ops") && i + 1 < argc)
             cfg.ops = argv[++i];
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
@@ -617,15 +621,18 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < cfg.nsizes; ++i)
         if (wants(&cfg, "gemm"))
             bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_NO_TRANS, cfg.sizes[i]);
-    if (wants(&cfg, "gemm-t")) {
-        shape t[] = {{1024, 1024, 1024}, {4096, 4096, 4096}, {1023, 777, 1531}};
-        for (size_t i = 0; i < (cfg.quick ? 1u : 3u); ++i) {
-            shape s = cfg.quick ? (shape){256, 256, 256} : t[i];
-            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_TRANS, GPUMAT_NO_TRANS, s);
-            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_TRANS, s);
-            bench_gemm(&cfg, nat, blas, GPUMAT_F32, GPUMAT_TRANS, GPUMAT_TRANS, s);
-        }
-    }
+    /* The transposed cases: three shapes unless --sizes names others. */
+    static const shape t[] = {{1024, 1024, 1024}, {4096, 4096, 4096}, {1023, 777, 1531}};
+    static const shape quick_t[] = {{256, 256, 256}};
+    const shape *tshapes = cfg.sizes_given ? cfg.sizes : cfg.quick ? quick_t : t;
+    size_t ntshapes = cfg.sizes_given ? cfg.nsizes : cfg.quick ? 1 : 3;
+    for (int f64 = 0; f64 < 2; ++f64)
+        if (wants(&cfg, f64 ? "dgemm-t" : "gemm-t") && (!f64 || d.has_fp64))
+            for (size_t i = 0; i < ntshapes; ++i)
+                for (int c = 1; c < 4; ++c)
+                    bench_gemm(&cfg, nat, blas, f64 ? GPUMAT_F64 : GPUMAT_F32,
+                               c & 1 ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
+                               c & 2 ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tshapes[i]);
     if (wants(&cfg, "dgemm") && d.has_fp64)
         for (size_t i = 0; i < cfg.nsizes; ++i)
             if (!cfg.quick || cfg.sizes[i].m <= 512)

@@ -396,8 +396,11 @@ GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *
 
 /** Whether gpumat_gemm() uses an operand as stored or transposed.  A
  *  transposed operand is read in place: no transposed copy of the matrix
- *  is made (on CPU devices, large products copy panels of either operand
- *  into the order the kernels read, as CPU BLAS libraries do). */
+ *  is made.  (Large products may copy an operand into the order the
+ *  kernels read fastest: on CPU devices panels of either operand, as CPU
+ *  BLAS libraries do; on NVIDIA GPUs, float products a * b from n = 3072
+ *  on, a^T.  Such copies stay in buffers the context keeps between calls,
+ *  together at most an eighth of the device's memory.) */
 typedef enum gpumat_op {
     GPUMAT_NO_TRANS = 0, /**< op(X) = X */
     GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place */

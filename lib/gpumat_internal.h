@@ -130,6 +130,14 @@ typedef struct gpumat__gemm_params {
      * nv_tail_sk: nv_tail for the stream-K NN kernel (nv_skew applies to
      * it too). */
     unsigned nv_xcol, sk_fill_x, nv_tail_sk;
+    /* Transposed copies of an operand where a kernel that copies no tile
+     * transposed into local memory gains more than the copy costs
+     * (op_gemm.c; host side; 0: never): pack_a, float NN products on the
+     * big tile with n >= pack_a run as TN on a copy of A^T; pack_b, NT and
+     * TT products (either dtype) with m >= pack_b run as NN and TN on a
+     * copy of B (a materialised transpose of a transposed operand, which
+     * no shipped profile makes). */
+    unsigned pack_a, pack_b;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -529,5 +537,12 @@ void gpumat__clblast_release(void);
 /* The two backends; the caller holds ctx->lock. */
 gpumat_status gpumat__clblast_gemm(gpumat_context *ctx, const gpumat__gemm_call *call);
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *call);
+
+/* ---- op_transpose.c ------------------------------------------------------ */
+
+/* Enqueues dst = transpose(src) for a dense rows x cols src of dtype (dst:
+ * cols x rows); the caller holds ctx->lock. */
+gpumat_status gpumat__transpose_buffer(gpumat_context *ctx, gpumat_dtype dtype, size_t rows,
+                                       size_t cols, cl_mem src, cl_mem dst);
 
 #endif /* GPUMAT_INTERNAL_H */

@@ -46,6 +46,27 @@ static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
     return launch_at(ctx, g, id, name, NULL, global, local);
 }
 
+/* The context's pack buffer `slot` (0 or 1), grown to at least `elements`
+ * of dtype when smaller; *out is that buffer. */
+static gpumat_status pack_buffer(gpumat_context *ctx, gpumat_dtype dtype, int slot,
+                                 size_t elements, cl_mem *out)
+{
+    size_t bytes = elements * gpumat_dtype_size(dtype);
+    if (ctx->gemm_pack_bytes[slot] < bytes) {
+        if (ctx->gemm_pack[slot])
+            clReleaseMemObject(ctx->gemm_pack[slot]);
+        ctx->gemm_pack[slot] = NULL;
+        ctx->gemm_pack_bytes[slot] = 0;
+        gpumat_status status =
+            gpumat__temp_buffer(ctx, "gemm", dtype, elements, &ctx->gemm_pack[slot]);
+        if (status != GPUMAT_OK)
+            return status;
+        ctx->gemm_pack_bytes[slot] = bytes;
+    }
+    *out = ctx->gemm_pack[slot];
+    return GPUMAT_OK;
+}
+
 /* Packs the K x Q operand Y(k, q) = y[k*ld + q], or y[q*ld + k] when
  * `cols`, into panels of w columns (cl/gemm_cpu.cl, cpu_pack_rows and
  * cpu_pack_cols) in the context's pack buffer `slot`, grown when too
@@ -55,21 +76,13 @@ static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, int slot,
                               size_t q, size_t k, size_t ld, bool cols, size_t w, cl_mem *out)
 {
     const char *name = cols ? "cpu_pack_cols" : "cpu_pack_rows";
-    size_t panels = (q + w - 1) / w, bytes = panels * w * k * gpumat_dtype_size(dtype);
+    size_t panels = (q + w - 1) / w;
     cl_kernel kernel;
     gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, name, &kernel);
-    if (status == GPUMAT_OK && ctx->gemm_pack_bytes[slot] < bytes) {
-        if (ctx->gemm_pack[slot])
-            clReleaseMemObject(ctx->gemm_pack[slot]);
-        ctx->gemm_pack[slot] = NULL;
-        ctx->gemm_pack_bytes[slot] = 0;
-        status = gpumat__temp_buffer(ctx, "gemm", dtype, panels * w * k, &ctx->gemm_pack[slot]);
-        if (status == GPUMAT_OK)
-            ctx->gemm_pack_bytes[slot] = bytes;
-    }
+    if (status == GPUMAT_OK)
+        status = pack_buffer(ctx, dtype, slot, panels * w * k, out);
     if (status != GPUMAT_OK)
         return status;
-    *out = ctx->gemm_pack[slot];
     /* Rows: ~512 values of a row per work-item; columns: 16 values of k
      * (a cache line of floats) from each of w rows. */
     size_t group = cols ? 16 : (512 + w - 1) / w;
@@ -281,6 +294,51 @@ static size_t extra_column_rows(gpumat_context *ctx, const gpumat__gemm_call *g,
     return ctx->programs[GPUMAT__PROGRAM_GEMM][0].extra_column ? r : 0;
 }
 
+/* Whether pack buffer `slot` can hold `bytes`: within the device's
+ * single-buffer limit, and both pack buffers together (this one grown if
+ * need be) within an eighth of its memory. */
+static bool pack_fits(const gpumat_context *ctx, int slot, double bytes)
+{
+    double mine = (double)ctx->gemm_pack_bytes[slot];
+    double total = (bytes > mine ? bytes : mine) + (double)ctx->gemm_pack_bytes[!slot];
+    return (!ctx->max_alloc_bytes || bytes <= (double)ctx->max_alloc_bytes) &&
+           (!ctx->info.global_memory_bytes || 8 * total <= (double)ctx->info.global_memory_bytes);
+}
+
+/* A big-tile product g as the same product with an operand copied into
+ * the layout whose kernel is faster (pack_a, pack_b: gemm-notes round
+ * 12).  NVIDIA's TN loop copies neither tile transposed into local memory
+ * and runs 2-6% faster than NN, NT and TT there; a transposed copy costs
+ * about 1.9% of a 4096^3 product and less of larger ones.  The copies
+ * live in the context's pack buffers (slot 0 A^T, slot 1 B), kept between
+ * calls; a copy that would not fit (pack_fits) is not made.  *out is g,
+ * or the rewritten product. */
+static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call *g,
+                                   gpumat__gemm_call *out)
+{
+    const gpumat__gemm_params *p = &ctx->profile.gemm;
+    size_t size = gpumat_dtype_size(g->dtype);
+    gpumat_status status = GPUMAT_OK;
+    *out = *g;
+    if (p->pack_b && g->trans_b && g->m >= p->pack_b &&
+        pack_fits(ctx, 1, (double)g->k * g->n * size)) {
+        status = pack_buffer(ctx, g->dtype, 1, g->k * g->n, &out->b);
+        if (status == GPUMAT_OK)
+            status = gpumat__transpose_buffer(ctx, g->dtype, g->n, g->k, g->b, out->b);
+        out->trans_b = false;
+        out->ldb = g->n;
+    }
+    if (status == GPUMAT_OK && p->pack_a && g->dtype == GPUMAT_F32 && !g->trans_a &&
+        !out->trans_b && g->n >= p->pack_a && pack_fits(ctx, 0, (double)g->m * g->k * size)) {
+        status = pack_buffer(ctx, g->dtype, 0, g->m * g->k, &out->a);
+        if (status == GPUMAT_OK)
+            status = gpumat__transpose_buffer(ctx, g->dtype, g->m, g->k, g->a, out->a);
+        out->trans_a = true;
+        out->lda = g->m;
+    }
+    return status;
+}
+
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
     if (ctx->profile.gemm.cvw)
@@ -308,6 +366,13 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     int tile = 0;
     if (big_groups * 100 < cus * p->small_pct)
         tile = p->tmwg && small_groups * 100 < cus * p->tiny_pct ? 2 : 1;
+    gpumat__gemm_call packed;
+    if (tile == 0) {
+        gpumat_status status = pack_operands(ctx, g, &packed);
+        if (status != GPUMAT_OK)
+            return status;
+        g = &packed;
+    }
     const char *name = names[tile][g->trans_a][g->trans_b];
     unsigned mwg = tile == 2 ? p->tmwg : tile ? p->smwg : bmwg;
     unsigned nwg = tile == 2 ? p->tnwg : tile ? p->snwg : bnwg;

@@ -62,30 +62,36 @@ gpumat_status gpumat_transpose(gpumat_matrix *t, const gpumat_matrix *a)
                             "transpose: a is %zux%zu so t must be %zux%zu, but t is %zux%zu",
                             a->rows, a->cols, a->cols, a->rows, t->rows, t->cols);
 
+    pthread_mutex_lock(&ctx->lock);
+    status = gpumat__transpose_buffer(ctx, a->dtype, a->rows, a->cols, a->buffer, t->buffer);
+    pthread_mutex_unlock(&ctx->lock);
+    return status;
+}
+
+gpumat_status gpumat__transpose_buffer(gpumat_context *ctx, gpumat_dtype dtype, size_t rows,
+                                       size_t cols, cl_mem src, cl_mem dst)
+{
     /* A single row or column has the same layout as its transpose. */
-    if (a->rows == 1 || a->cols == 1) {
-        cl_int err = clEnqueueCopyBuffer(ctx->queue, a->buffer, t->buffer, 0, 0, a->bytes, 0,
-                                         NULL, NULL);
+    if (rows == 1 || cols == 1) {
+        cl_int err = clEnqueueCopyBuffer(ctx->queue, src, dst, 0, 0,
+                                         rows * cols * gpumat_dtype_size(dtype), 0, NULL, NULL);
         return err == CL_SUCCESS ? GPUMAT_OK
                                  : gpumat__fail_cl(ctx, err, "transpose: clEnqueueCopyBuffer(%zux%zu)",
-                                                   a->rows, a->cols);
+                                                   rows, cols);
     }
 
-    cl_uint rows = (cl_uint)a->rows, cols = (cl_uint)a->cols;
-    transpose_plan plan = plan_for(&ctx->profile, a->dtype, a->rows, a->cols);
+    cl_uint r = (cl_uint)rows, c = (cl_uint)cols;
+    transpose_plan plan = plan_for(&ctx->profile, dtype, rows, cols);
     size_t local[2] = {plan.items, 1};
     size_t global[2] = {(plan.swap ? plan.ny : plan.nx) * plan.items,
                         plan.swap ? plan.nx : plan.ny};
 
     cl_kernel kernel;
-    pthread_mutex_lock(&ctx->lock);
-    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_TRANSPOSE, a->dtype, plan.kernel, &kernel);
+    gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_TRANSPOSE, dtype, plan.kernel, &kernel);
     if (status == GPUMAT_OK)
-        status = gpumat__set_args(ctx, kernel, plan.kernel, 5, TP_ARG(rows),
-                                  TP_ARG(cols), TP_ARG(a->buffer),
-                                  TP_ARG(t->buffer), TP_ARG(plan.swap));
+        status = gpumat__set_args(ctx, kernel, plan.kernel, 5, TP_ARG(r), TP_ARG(c), TP_ARG(src),
+                                  TP_ARG(dst), TP_ARG(plan.swap));
     if (status == GPUMAT_OK)
         status = gpumat__launch(ctx, kernel, plan.kernel, 2, global, local);
-    pthread_mutex_unlock(&ctx->lock);
     return status;
 }

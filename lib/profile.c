@@ -60,18 +60,18 @@ static const gpumat__profile profiles[] = {
      * (SKFILLX 90; round 9: 4096^3 49.7 -> 50.1-50.2, 3968x4096^2 -> 50.1,
      * 8192^3 +0.5%). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 3072, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -85,7 +85,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -95,7 +95,7 @@ static const gpumat__profile profiles[] = {
      * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -337,6 +337,8 @@ static const struct {
     {"NVXCOL", offsetof(gpumat__profile, gemm.nv_xcol)},
     {"SKFILLX", offsetof(gpumat__profile, gemm.sk_fill_x)},
     {"NVTAILSK", offsetof(gpumat__profile, gemm.nv_tail_sk)},
+    {"PACKA", offsetof(gpumat__profile, gemm.pack_a)},
+    {"PACKB", offsetof(gpumat__profile, gemm.pack_b)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -369,7 +371,9 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.nv_skew) ||
            offset == offsetof(gpumat__profile, gemm.nv_xcol) ||
            offset == offsetof(gpumat__profile, gemm.sk_fill_x) ||
-           offset == offsetof(gpumat__profile, gemm.nv_tail_sk);
+           offset == offsetof(gpumat__profile, gemm.nv_tail_sk) ||
+           offset == offsetof(gpumat__profile, gemm.pack_a) ||
+           offset == offsetof(gpumat__profile, gemm.pack_b);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

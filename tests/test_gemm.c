@@ -9,7 +9,8 @@
  * the big tiles (ASYNC / ASYNC64 on and off), the big tiles with and
  * without stream-K (SKFILL: the last wave's tiles split along k), the cpu
  * profile's cl/gemm_cpu.cl kernels with and without packed operands
- * (CPACK, in passes over k: CKC) and its tiled kernels instead (CVW=0).
+ * (CPACK, in passes over k: CKC) and its tiled kernels instead (CVW=0),
+ * and the GPU profiles' transposed operand copies (PACKA, PACKB).
  * Also: shape, op, aliasing and operand errors, gpumat_multiply ==
  * gemm(N, N, 1, a, b, 0, c), and invalid GPUMAT_PROFILE /
  * GPUMAT_KERNEL_PARAMS values.  GPUMAT_TEST_SHARD picks a share of the
@@ -88,6 +89,14 @@ static gemm_group g_groups[] = {
      * from the first row of tiles or after those that fill whole waves. */
     {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1)",
      GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1", 0, 0, NULL, GPUMAT_OK, ""},
+    /* Transposed copies of the operands (host side: PACKA, PACKB, with
+     * every product on the big tile, most split): NN and NT copy A^T,
+     * NT and TT copy B, so that float products all run as TN and double
+     * NT as NN; the copies' buffers grow and are reused from shape to
+     * shape. */
+    {"native/nvidia-gpu operand copies (PACKA=1,PACKB=1,SMALLPCT=1,SKFILL=100,SKFILL64=100)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "PACKA=1,PACKB=1,SMALLPCT=1,SKFILL=100,SKFILL64=100", 0,
+     0, NULL, GPUMAT_OK, ""},
     /* The cpu profile runs cl/gemm_cpu.cl: its direct and its packed
      * kernels forced on every shape (packed in passes of 64 values of k,
      * so that K up to 257 takes up to 5 passes, the last partial), and
