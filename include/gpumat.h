@@ -398,7 +398,7 @@ GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *
  *  transposed operand is read in place: no transposed copy of the matrix
  *  is made.  (Large products may copy an operand into the order the
  *  kernels read fastest: on CPU devices panels of either operand, as CPU
- *  BLAS libraries do; on NVIDIA GPUs, float products a * b from n = 3072
+ *  BLAS libraries do; on NVIDIA GPUs, float products a * b from n = 4000
  *  on, a^T.  Such copies stay in buffers the context keeps between calls,
  *  together at most an eighth of the device's memory.) */
 typedef enum gpumat_op {

@@ -133,10 +133,11 @@ typedef struct gpumat__gemm_params {
     /* Transposed copies of an operand where a kernel that copies no tile
      * transposed into local memory gains more than the copy costs
      * (op_gemm.c; host side; 0: never): pack_a, float NN products on the
-     * big tile with n >= pack_a run as TN on a copy of A^T; pack_b, NT and
-     * TT products (either dtype) with m >= pack_b run as NN and TN on a
-     * copy of B (a materialised transpose of a transposed operand, which
-     * no shipped profile makes). */
+     * big tile with n >= pack_a and m*n*k >= pack_a^3 run as TN on a copy
+     * of A^T; pack_b, NT and TT products (either dtype) with m >= pack_b
+     * and m*n*k >= pack_b^3 run as NN and TN on a copy of B (a
+     * materialised transpose of a transposed operand, which no shipped
+     * profile makes). */
     unsigned pack_a, pack_b;
 } gpumat__gemm_params;
 

@@ -318,9 +318,14 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
 {
     const gpumat__gemm_params *p = &ctx->profile.gemm;
     size_t size = gpumat_dtype_size(g->dtype);
+    /* A copy's share of the time falls as 1/n (A) or 1/m (B); shallow
+     * products, whose loops gain little from TN's, also need the volume
+     * of a pack_a^3 (pack_b^3) product. */
+    double volume = (double)g->m * g->n * g->k;
     gpumat_status status = GPUMAT_OK;
     *out = *g;
     if (p->pack_b && g->trans_b && g->m >= p->pack_b &&
+        volume >= (double)p->pack_b * p->pack_b * p->pack_b &&
         pack_fits(ctx, 1, (double)g->k * g->n * size)) {
         status = pack_buffer(ctx, g->dtype, 1, g->k * g->n, &out->b);
         if (status == GPUMAT_OK)
@@ -329,7 +334,9 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
         out->ldb = g->n;
     }
     if (status == GPUMAT_OK && p->pack_a && g->dtype == GPUMAT_F32 && !g->trans_a &&
-        !out->trans_b && g->n >= p->pack_a && pack_fits(ctx, 0, (double)g->m * g->k * size)) {
+        !out->trans_b && g->n >= p->pack_a &&
+        volume >= (double)p->pack_a * p->pack_a * p->pack_a &&
+        pack_fits(ctx, 0, (double)g->m * g->k * size)) {
         status = pack_buffer(ctx, g->dtype, 0, g->m * g->k, &out->a);
         if (status == GPUMAT_OK)
             status = gpumat__transpose_buffer(ctx, g->dtype, g->m, g->k, g->a, out->a);

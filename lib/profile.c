@@ -58,9 +58,12 @@ static const gpumat__profile profiles[] = {
      * stream-K NN kernel (NVSKEW skews it too), with which splitting pays
      * up to 90% full last waves where the plain part is whole waves
      * (SKFILLX 90; round 9: 4096^3 49.7 -> 50.1-50.2, 3968x4096^2 -> 50.1,
-     * 8192^3 +0.5%). */
+     * 8192^3 +0.5%).  PACKA 4000: NN products with n >= 4000 (and of
+     * 4000^3 multiply-adds) copy A^T and run the TN loop, which stores no
+     * tile transposed (round 12: 4096^3 50.0-50.2 -> 50.4-50.6, 6144^3
+     * +1%, 4097^3 +3%; at n = 3072 the copy costs what TN gains). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 3072, 0},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
