@@ -48,7 +48,7 @@ EXAMPLES := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(filter-out tests/test_util.c,$(wildcard tests/test_*.c)))
 
 .PHONY: all lib examples tests demo bench check check-run check-docs check-asan check-tsan \
-        check-portability deps-build deps-demo deps-check install uninstall clean
+        check-portability deps-build deps-demo deps-check deps-bench install uninstall clean
 .DELETE_ON_ERROR:
 
 all: lib examples
@@ -127,6 +127,8 @@ deps-demo:
 	@tools/ensure-deps demo
 deps-check:
 	@tools/ensure-deps check
+deps-bench:
+	@tools/ensure-deps bench
 
 demo: deps-demo
 	$(MAKE) --no-print-directory all
@@ -137,7 +139,7 @@ demo: deps-demo
 # table on the terminal, the same figures as CSV in BENCH_CSV.
 BENCH_ARGS ?=
 BENCH_CSV ?= $(B)/bench.csv
-bench: deps-check
+bench: deps-bench
 	$(MAKE) --no-print-directory all
 	$(B)/examples/gpumat-bench --csv $(BENCH_CSV) $(BENCH_ARGS)
 
