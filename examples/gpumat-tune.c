@@ -14,7 +14,8 @@
  * (CPACK, CKC), with the tiled kernels (CVW=0) as one more candidate.
  * Candidates: the shipped parameters of the device's profile (on NVIDIA
  * GPUs also without the library's passes over the compiled PTX, NVTAIL=0,
- * NVTAILSK=0, NVXCOL=0 and NVSKEW=0) and, for GPUs, of every other
+ * NVTAILSK=0, NVXCOL=0 and NVSKEW=0, and without the copy of A^T that
+ * large NN products run on, PACKA=0) and, for GPUs, of every other
  * profile, a few fixed blockings, then --budget (default 24) random ones,
  * until --seconds (default 600; 0: no limit) have passed.  Each
  * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
@@ -60,16 +61,16 @@
  * only changes where the small tile (which double shares) needs it. */
 enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64, LBUF, MSUB, NSUB,
        MWG64, NWG64, MDIMC64, NDIMC64, NVOFF, CVW, CMR, CNV, CDM, CDN, CWX, CWY, CPACK, CKC, TILED,
-       NPARAM, FIRST_OPTIONAL = KWG64 };
+       NOCOPY, NPARAM, FIRST_OPTIONAL = KWG64 };
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
     "NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW", "CVW", "CMR", "CNV", "CDM", "CDN", "CWX", "CWY",
-    "CPACK", "CKC", "CVW"};
+    "CPACK", "CKC", "CVW", "PACKA"};
 
 /* Flags, not values (their names above are spec_of's text for 1), and the
  * host-side parameters the build options do not show (0: the profile's). */
-static int is_flag(int i) { return i == NVOFF || i == TILED; }
+static int is_flag(int i) { return i == NVOFF || i == TILED || i == NOCOPY; }
 static int not_in_options(int i) { return i == SMALLPCT || i == CPACK || i == CKC || is_flag(i); }
 
 /* NVOFF: 1 sets NVTAIL, NVTAILSK, NVXCOL and NVSKEW to 0 (no passes
@@ -77,6 +78,14 @@ static int not_in_options(int i) { return i == SMALLPCT || i == CPACK || i == CK
  * not in the build options, so the search cannot read their shipped values;
  * it tries the shipped parameters without them as one more candidate on
  * NVIDIA GPUs, where their gain depends on the driver's compiler. */
+
+/* NOCOPY: 1 sets PACKA to 0: large NN products then run in place rather
+ * than as TN on a copy of A^T (op_gemm.c).  The profile's PACKA is not in
+ * the build options either, and whether the copy pays depends on the
+ * device's balance of arithmetic and memory bandwidth (the H100 is the
+ * only device it was measured on), so NVIDIA GPUs try the shipped
+ * parameters without it too; the difference shows from n = 4000 on, i.e.
+ * in the default sizes' 4096^3. */
 
 /* SMALLPCT is not among the build options, so the tool cannot read the
  * profile's value; 0 leaves it to the profile (100 in every shipped one). */
@@ -158,7 +167,9 @@ static void short_of(const params *p, char *buf, size_t size)
     if (v[NVOFF] && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, " nv0");
     if (v[TILED] && n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " tiled");
+        n += snprintf(buf + n, size - (size_t)n, " tiled");
+    if (v[NOCOPY] && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " nocopy");
 }
 
 static int same_params(const params *a, const params *b)
@@ -1036,7 +1047,8 @@ int main(int argc, char **argv)
                "cl/gemm.cl (CVW=0)\n");
     else
         printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
-               "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0\n");
+               "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0, "
+               "nocopy: PACKA=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The shortlist: shipped parameters of this profile and of the others
@@ -1049,6 +1061,9 @@ int main(int argc, char **argv)
         params untailed = shipped;
         untailed.v[NVOFF] = 1;
         add(list, &count, &untailed, "no PTX pass");
+        params uncopied = shipped;
+        uncopied.v[NOCOPY] = 1;
+        add(list, &count, &uncopied, "no copy");
     }
     if (cpu_kernels)
         cpu_shortlist(list, &count, &shipped, dev.max_work_group_size);
