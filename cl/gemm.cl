@@ -17,7 +17,8 @@
  *              kernels, depth SKWG for float and KWG64 for double) for
  *              products too small to give every compute unit a small tile.
  *   MWG64, NWG64, MDIMC64, NDIMC64, KWG64  the big tile and depth for
- *              double (the small and tiny double tiles use KWG64 too).
+ *              double (the small and tiny double tiles use KWG64 too,
+ *              or SKWG64 where it is defined).
  *   LBUF, LBUF64  local buffers per tile (1 or 2): 2 fills one while the
  *              other is read, with one barrier per K step instead of two.
  *   SLBUF      the same for the small float tile (LBUF serves the big and
@@ -52,7 +53,11 @@
 /* Doubles take twice the registers and local memory: their own big tile,
  * depth and buffering. */
 #define GKWG KWG64
+#ifdef SKWG64
+#define SGKWG SKWG64
+#else
 #define SGKWG KWG64
+#endif
 #define GLBUF LBUF64
 #define SGLBUF LBUF64
 #define GASYNC ASYNC64

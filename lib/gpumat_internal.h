@@ -139,6 +139,10 @@ typedef struct gpumat__gemm_params {
      * materialised transpose of a transposed operand, which no shipped
      * profile makes). */
     unsigned pack_a, pack_b;
+    /* 0, or the depth of the small and tiny double tiles' K step (else
+     * KWG64, the big double tile's, whose direct-copy pipeline wants it
+     * shallow while small products run a step's latency per step). */
+    unsigned skwg64;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

@@ -83,6 +83,17 @@ static gemm_group g_groups[] = {
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096,SKMIN=0)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
+    /* The small and tiny double tiles at other depths (SKWG64; nvidia-gpu
+     * ships 16 against the big tile's KWG64 8): K steps of 8 and of 32
+     * (one local buffer, so that it fits 48 KiB), partial last steps on
+     * every shape whose k is not a multiple. */
+    {"native/nvidia-gpu small tiles, double 8 deep (SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL,
+     GPUMAT_OK, ""},
+    {"native/nvidia-gpu tiny tiles, double 32 deep (SKWG64=32,LBUF64=1,SMALLPCT=4096,"
+     "TINYPCT=4096,SKMIN=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SKWG64=32,LBUF64=1,SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0,
+     0, NULL, GPUMAT_OK, ""},
     /* And the other way: with SKMIN=1 the products sent to the small
      * tiles run on the big tile split along k wherever op_gemm.c's edge
      * and fill conditions allow (one K step per stream-K group is enough),
