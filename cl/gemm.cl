@@ -12,7 +12,8 @@
  *              neighbouring vectors (no bank conflicts, coalesced stores).
  *   SMWG, SNWG, SMDIMC, SNDIMC, SKWG  the same for the "_small" kernels,
  *              which the host picks when the big tiles would leave compute
- *              units idle.
+ *              units idle (TTKWG, where defined: the float TT small and
+ *              tiny kernels' depth instead of SKWG).
  *   TMWG, TNWG, TMDIMC, TNDIMC  0, or a third, smaller tile ("_tiny"
  *              kernels, depth SKWG for float and KWG64 for double) for
  *              products too small to give every compute unit a small tile.
@@ -790,14 +791,27 @@ GEMM_KERNEL_BIG(gemm_tt, 1, 1, big)
 GEMM_KERNEL(gemm_nn_small, small_alike, SMWG, SNWG, SMDIMC, SNDIMC, 0, 0, SGKWG, SGLBUF)
 GEMM_KERNEL(gemm_nt_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 0, 1, SGKWG, SGLBUF)
 GEMM_KERNEL(gemm_tn_small, small, SMWG, SNWG, SMDIMC, SNDIMC, 1, 0, SGKWG, SGLBUF)
+/* TT at its own depth where TTKWG says (float: deeper small tiles gain
+ * in the other cases and lose in this one on the H100). */
+#if defined(TTKWG) && !defined(GPUMAT_FP64)
+GEMM_DEFINE(small_tt, SMWG, SNWG, SMDIMC, SNDIMC, TTKWG, 1, SGLBUF)
+GEMM_KERNEL(gemm_tt_small, small_tt, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, TTKWG, SGLBUF)
+#else
 GEMM_KERNEL(gemm_tt_small, small_alike, SMWG, SNWG, SMDIMC, SNDIMC, 1, 1, SGKWG, SGLBUF)
+#endif
 
 #if TMWG > 0
 GEMM_DEFINE(tiny, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG, 0, GLBUF)
 GEMM_DEFINE(tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, SGKWG, 1, GLBUF)
+
 GEMM_KERNEL(gemm_nn_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 0, 0, SGKWG, GLBUF)
 GEMM_KERNEL(gemm_nt_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 0, 1, SGKWG, GLBUF)
 GEMM_KERNEL(gemm_tn_tiny, tiny, TMWG, TNWG, TMDIMC, TNDIMC, 1, 0, SGKWG, GLBUF)
+#if defined(TTKWG) && !defined(GPUMAT_FP64)
+GEMM_DEFINE(tiny_tt, TMWG, TNWG, TMDIMC, TNDIMC, TTKWG, 1, GLBUF)
+GEMM_KERNEL(gemm_tt_tiny, tiny_tt, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, TTKWG, GLBUF)
+#else
 GEMM_KERNEL(gemm_tt_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG, GLBUF)
+#endif
 #endif
 #endif /* GPUMAT_STREAM_K */

@@ -143,6 +143,10 @@ typedef struct gpumat__gemm_params {
      * KWG64, the big double tile's, whose direct-copy pipeline wants it
      * shallow while small products run a step's latency per step). */
     unsigned skwg64;
+    /* 0, or the depth of the small and tiny float TT kernels (else SKWG:
+     * on the H100 TT loses where the other cases gain from a deeper
+     * small tile). */
+    unsigned ttkwg;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

@@ -64,20 +64,23 @@ static const gpumat__profile profiles[] = {
      * +1%, 4097^3 +3%; at n = 3072 the copy costs what TN gains).  SKWG64
      * 16: the small and tiny double tiles step 16 deep where the big one's
      * pipeline steps 8 (round 12: dgemm 128^3 0.44 -> 0.54 TFLOP/s, 256^3
-     * 2.0 -> 2.57, 384^3 3.75 -> 4.07, NT 256^3 1.5 -> 2.57). */
-    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 16,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16},
+     * 2.0 -> 2.57, 384^3 3.75 -> 4.07, NT 256^3 1.5 -> 2.57).  SKWG 32,
+     * TTKWG 16: the small and tiny float tiles 32 deep but for TT, which
+     * loses there (round 12: sgemm 512^3 16.2 -> 18.4, 8192x64x8192 24.2
+     * -> 31.6, NT 640^3 18.5 -> 21.8; TN 640^3 21.4 -> 20.4). */
+    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 32,
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -91,7 +94,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -101,7 +104,7 @@ static const gpumat__profile profiles[] = {
      * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -167,8 +170,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t big32 = g->async ? async_tiles(g->async, g->mwg, g->nwg, g->kwg) : staged32;
     if (g->skg && big32 < staged32)
         big32 = staged32;
-    uint64_t small32 = (uint64_t)g->slbuf * g->skwg * (g->smwg + g->snwg + 8);
-    uint64_t tiny32 = (uint64_t)g->lbuf * g->skwg * (g->tmwg + g->tnwg + 8);
+    unsigned skwg32 = g->ttkwg > g->skwg ? g->ttkwg : g->skwg;
+    uint64_t small32 = (uint64_t)g->slbuf * skwg32 * (g->smwg + g->snwg + 8);
+    uint64_t tiny32 = (uint64_t)g->lbuf * skwg32 * (g->tmwg + g->tnwg + 8);
     if (small32 < tiny32)
         small32 = tiny32;
     uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
@@ -254,6 +258,9 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
     if (p->gemm.skwg64 && used < size)
         snprintf(buf + used, size - used, " -DSKWG64=%u", p->gemm.skwg64);
     used = strlen(buf);
+    if (p->gemm.ttkwg && used < size)
+        snprintf(buf + used, size - used, " -DTTKWG=%u", p->gemm.ttkwg);
+    used = strlen(buf);
     if (p->gemm.cvw && used < size)
         snprintf(buf + used, size - used,
                  " -DCVW=%u -DCMR=%u -DCNV=%u -DCDM=%u -DCDN=%u -DCWX=%u -DCWY=%u", p->gemm.cvw,
@@ -265,7 +272,7 @@ bool gpumat__profile_option_other_type(const char *name, size_t len, bool f64)
     /* cl/gemm.cl picks its big tile, depth, buffering and pipeline from
      * these by element type; everything else is shared or type-blind. */
     static const char *const float_only[] = {"MWG", "NWG", "KWG", "MDIMC", "NDIMC",
-                                             "SKWG", "LBUF", "SLBUF", "ASYNC"};
+                                             "SKWG", "LBUF", "SLBUF", "ASYNC", "TTKWG"};
     static const char *const double_only[] = {"MWG64", "NWG64", "KWG64", "MDIMC64",
                                               "NDIMC64", "LBUF64", "ASYNC64", "SKWG64"};
     const char *const *other = f64 ? float_only : double_only;
@@ -350,6 +357,7 @@ static const struct {
     {"PACKA", offsetof(gpumat__profile, gemm.pack_a)},
     {"PACKB", offsetof(gpumat__profile, gemm.pack_b)},
     {"SKWG64", offsetof(gpumat__profile, gemm.skwg64)},
+    {"TTKWG", offsetof(gpumat__profile, gemm.ttkwg)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -385,7 +393,8 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.nv_tail_sk) ||
            offset == offsetof(gpumat__profile, gemm.pack_a) ||
            offset == offsetof(gpumat__profile, gemm.pack_b) ||
-           offset == offsetof(gpumat__profile, gemm.skwg64);
+           offset == offsetof(gpumat__profile, gemm.skwg64) ||
+           offset == offsetof(gpumat__profile, gemm.ttkwg);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item
@@ -411,6 +420,7 @@ static bool tiny_ok(const gpumat__gemm_params *g)
         return true;
     return g->tmwg && g->tnwg && g->tmdimc && g->tndimc &&
            tile_ok(g->tmwg, g->tnwg, g->skwg, g->tmdimc, g->tndimc) &&
+           (!g->ttkwg || tile_ok(g->tmwg, g->tnwg, g->ttkwg, g->tmdimc, g->tndimc)) &&
            tile_ok(g->tmwg, g->tnwg, g->skwg64 ? g->skwg64 : g->kwg64, g->tmdimc, g->tndimc);
 }
 
@@ -440,6 +450,7 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
     const gpumat__gemm_params *g = &p->gemm;
     if (!tile_ok(g->mwg, g->nwg, g->kwg, g->mdimc, g->ndimc) ||
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
+        (g->ttkwg && !tile_ok(g->smwg, g->snwg, g->ttkwg, g->smdimc, g->sndimc)) ||
         !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) || g->slbuf > 2 ||
         !tile_ok(g->smwg, g->snwg, g->skwg64 ? g->skwg64 : g->kwg64, g->smdimc, g->sndimc) ||
         g->lbuf > 2 ||
@@ -449,7 +460,7 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MWG must be a multiple of 4*MDIMC, NWG "
                             "of 4*NDIMC, KWG of 4, MWG*KWG and NWG*KWG of 4*MDIMC*NDIMC (the "
-                            "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG, and with KWG64 "
+                            "same for SMWG, SNWG, SMDIMC, SNDIMC with SKWG and TTKWG, and with KWG64 "
                             "for MWG64, NWG64, MDIMC64, NDIMC64 and SKWG64 or KWG64 for the "
                             "small tile), LBUF, "
                             "SLBUF and LBUF64 1 or 2, ASYNC and ASYNC64 0 or 2 to 4 (when not 0, "
