@@ -252,8 +252,9 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
         snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
                  p->transpose.tv, p->transpose.tvs, p->transpose.tvw, p->transpose.tms,
                  p->transpose.tmw, p->transpose.tmg);
-    /* Only profiles that use cl/gemm_cpu.cl name its parameters, so that
-     * the others' options (and compiled kernels) stay as they were. */
+    /* Only profiles that set SKWG64 or TTKWG, and only those that use
+     * cl/gemm_cpu.cl, name those parameters, so that the others' options
+     * (and compiled kernels) stay as they were. */
     used = strlen(buf);
     if (p->gemm.skwg64 && used < size)
         snprintf(buf + used, size - used, " -DSKWG64=%u", p->gemm.skwg64);
