@@ -305,6 +305,16 @@ static bool pack_fits(const gpumat_context *ctx, int slot, double bytes)
            (!ctx->info.global_memory_bytes || 8 * total <= (double)ctx->info.global_memory_bytes);
 }
 
+/* *dst = src transposed (src: a dense rows x cols matrix of dtype), in
+ * the context's pack buffer `slot`. */
+static gpumat_status copy_transposed(gpumat_context *ctx, gpumat_dtype dtype, int slot,
+                                     size_t rows, size_t cols, cl_mem src, cl_mem *dst)
+{
+    gpumat_status status = pack_buffer(ctx, dtype, slot, rows * cols, dst);
+    return status == GPUMAT_OK ? gpumat__transpose_buffer(ctx, dtype, rows, cols, src, *dst)
+                               : status;
+}
+
 /* A big-tile product g as the same product with an operand copied into
  * the layout whose kernel is faster (pack_a, pack_b: gemm-notes round
  * 12).  NVIDIA's TN loop copies neither tile transposed into local memory
@@ -327,9 +337,7 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
     if (p->pack_b && g->trans_b && g->m >= p->pack_b &&
         volume >= (double)p->pack_b * p->pack_b * p->pack_b &&
         pack_fits(ctx, 1, (double)g->k * g->n * size)) {
-        status = pack_buffer(ctx, g->dtype, 1, g->k * g->n, &out->b);
-        if (status == GPUMAT_OK)
-            status = gpumat__transpose_buffer(ctx, g->dtype, g->n, g->k, g->b, out->b);
+        status = copy_transposed(ctx, g->dtype, 1, g->n, g->k, g->b, &out->b);
         out->trans_b = false;
         out->ldb = g->n;
     }
@@ -337,9 +345,7 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
         !out->trans_b && g->n >= p->pack_a &&
         volume >= (double)p->pack_a * p->pack_a * p->pack_a &&
         pack_fits(ctx, 0, (double)g->m * g->k * size)) {
-        status = pack_buffer(ctx, g->dtype, 0, g->m * g->k, &out->a);
-        if (status == GPUMAT_OK)
-            status = gpumat__transpose_buffer(ctx, g->dtype, g->m, g->k, g->a, out->a);
+        status = copy_transposed(ctx, g->dtype, 0, g->m, g->k, g->a, &out->a);
         out->trans_a = true;
         out->lda = g->m;
     }

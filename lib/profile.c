@@ -147,6 +147,12 @@ static bool transpose_fits(const gpumat__profile *p, const gpumat_device_info *i
     return t->tvw <= info->max_work_group_size && t->tmw <= info->max_work_group_size;
 }
 
+/* The small and tiny double tiles' depth: SKWG64, or KWG64 where it is 0. */
+static unsigned small_kwg64(const gpumat__gemm_params *g)
+{
+    return g->skwg64 ? g->skwg64 : g->kwg64;
+}
+
 /* Elements of local memory the direct-copy pipeline takes: stages copies
  * of the KWG x (MWG+4) and KWG x (NWG+4) tiles. */
 static uint64_t async_tiles(unsigned stages, unsigned mwg, unsigned nwg, unsigned kwg)
@@ -181,9 +187,8 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
         g->async64 ? async_tiles(g->async64, g->mwg64, g->nwg64, g->kwg64) : staged64;
     if (g->skg64 && big64 < staged64)
         big64 = staged64;
-    unsigned skwg64 = g->skwg64 ? g->skwg64 : g->kwg64;
-    uint64_t small64 = (uint64_t)g->lbuf64 * skwg64 * (g->smwg + g->snwg + 8);
-    uint64_t tiny64 = (uint64_t)g->lbuf64 * skwg64 * (g->tmwg + g->tnwg + 8);
+    uint64_t small64 = (uint64_t)g->lbuf64 * small_kwg64(g) * (g->smwg + g->snwg + 8);
+    uint64_t tiny64 = (uint64_t)g->lbuf64 * small_kwg64(g) * (g->tmwg + g->tnwg + 8);
     if (small64 < tiny64)
         small64 = tiny64;
     uint64_t local64 = (big64 > small64 ? big64 : small64) * 8;
@@ -422,7 +427,7 @@ static bool tiny_ok(const gpumat__gemm_params *g)
     return g->tmwg && g->tnwg && g->tmdimc && g->tndimc &&
            tile_ok(g->tmwg, g->tnwg, g->skwg, g->tmdimc, g->tndimc) &&
            (!g->ttkwg || tile_ok(g->tmwg, g->tnwg, g->ttkwg, g->tmdimc, g->tndimc)) &&
-           tile_ok(g->tmwg, g->tnwg, g->skwg64 ? g->skwg64 : g->kwg64, g->tmdimc, g->tndimc);
+           tile_ok(g->tmwg, g->tnwg, small_kwg64(g), g->tmdimc, g->tndimc);
 }
 
 static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
@@ -453,7 +458,7 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
         (g->ttkwg && !tile_ok(g->smwg, g->snwg, g->ttkwg, g->smdimc, g->sndimc)) ||
         !tile_ok(g->mwg64, g->nwg64, g->kwg64, g->mdimc64, g->ndimc64) || g->slbuf > 2 ||
-        !tile_ok(g->smwg, g->snwg, g->skwg64 ? g->skwg64 : g->kwg64, g->smdimc, g->sndimc) ||
+        !tile_ok(g->smwg, g->snwg, small_kwg64(g), g->smdimc, g->sndimc) ||
         g->lbuf > 2 ||
         g->lbuf64 > 2 || !async_ok(g->async, g->kwg, g->mdimc, g->ndimc) ||
         !async_ok(g->async64, g->kwg64, g->mdimc64, g->ndimc64) || !tiny_ok(g) ||
