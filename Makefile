@@ -166,8 +166,10 @@ check-asan: deps-check
 	$(SANITIZER_ENV) $(MAKE) --no-print-directory B=build/asan SANITIZE=address,undefined OPT="-O1 -g" check-run
 
 # The tests that run library code on several threads, under ThreadSanitizer:
-# callers' threads, and the copy threads of staged transfers.
-TSAN_TESTS = build/tsan/tests/test_threads build/tsan/tests/test_transfer
+# callers' threads, the copy threads of staged transfers, and trims beside
+# another thread's products.
+TSAN_TESTS = build/tsan/tests/test_threads build/tsan/tests/test_transfer \
+             build/tsan/tests/test_scratch
 check-tsan: deps-check
 	$(MAKE) --no-print-directory B=build/tsan SANITIZE=thread OPT="-O1 -g" $(TSAN_TESTS)
 	@$(SANITIZER_ENV) tools/run-tests build/tsan/tests $(TSAN_TESTS)

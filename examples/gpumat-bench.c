@@ -253,14 +253,16 @@ static void row(const config *cfg, const char *op, const char *shape_text, const
         peak *= 1e3;
         unit = "GFLOP/s";
     }
-    char pct[32] = "";
-    if (peak > 0)
+    char pct[32] = "", share[32] = "";
+    if (peak > 0) {
         snprintf(pct, sizeof pct, "%5.1f%%", 100 * rate / peak);
+        snprintf(share, sizeof share, "%.2f", 100 * rate / peak);
+    }
     printf("%-10s %-20s %-8s %10.3f ms %9.2f %-7s %s\n", op, shape_text, impl, seconds * 1e3, rate,
            unit, pct);
-    if (cfg->csv)
-        fprintf(cfg->csv, "%s,%s,%s,%.6f,%.4f,%s\n", op, shape_text, impl, seconds * 1e3, rate,
-                unit);
+    if (cfg->csv) /* pct_peak empty where the peak is unknown */
+        fprintf(cfg->csv, "%s,%s,%s,%.6f,%.4f,%s,%s\n", op, shape_text, impl, seconds * 1e3, rate,
+                unit, share);
     fflush(stdout);
 }
 
@@ -566,7 +568,7 @@ int main(int argc, char **argv)
                 perror(argv[i]);
                 return 1;
             }
-            fprintf(cfg.csv, "op,shape,impl,ms,rate,unit\n");
+            fprintf(cfg.csv, "op,shape,impl,ms,rate,unit,pct_peak\n");
         } else if (!strcmp(argv[i], "--peak-tflops") && i + 1 < argc)
             cfg.peak_sp = atof(argv[++i]);
         else if (!strcmp(argv[i], "--peak-dp-tflops") && i + 1 < argc)

@@ -315,6 +315,30 @@ GPUMAT_API cl_command_queue gpumat_context_cl_queue(const gpumat_context *ctx);
  *  status reports an error the device raised while running them. */
 GPUMAT_API gpumat_status gpumat_finish(gpumat_context *ctx);
 
+/* GEMM scratch.  To save allocating on every call, gpumat_gemm() and
+ * gpumat_multiply() keep device buffers in the context: the operand
+ * copies of large products (see gpumat_op) and the partial sums and tile
+ * counters of products split along k.  They grow with the largest product
+ * so far (on NVIDIA GPUs an 8192 x 8192 float product a * b keeps a
+ * 256 MiB copy of a^T) and are otherwise released only by
+ * gpumat_context_destroy(). */
+
+/** Releases the context's GEMM scratch buffers; later products allocate
+ *  them again as they need them (the first product after a trim pays for
+ *  that).  The pinned transfer buffers, gpumat_host_alloc() memory and the
+ *  compiled programs stay.  Does not wait for the device: OpenCL frees a
+ *  released buffer only once the commands already enqueued on it have
+ *  finished, so work still queued keeps what it uses, and that memory
+ *  comes back when the work is done.  Takes the context's lock, like
+ *  gpumat_gemm(), so other threads may run products on the context
+ *  meanwhile.  Fails with GPUMAT_ERR_INVALID_ARGUMENT when ctx is NULL. */
+GPUMAT_API gpumat_status gpumat_context_trim(gpumat_context *ctx);
+
+/** Writes to *bytes how many bytes of GEMM scratch the context holds now:
+ *  0 on a new context and after gpumat_context_trim().  Fails with
+ *  GPUMAT_ERR_INVALID_ARGUMENT when ctx or bytes is NULL. */
+GPUMAT_API gpumat_status gpumat_context_scratch_size(const gpumat_context *ctx, size_t *bytes);
+
 /* ------------------------------------------------------------------------ */
 /* Matrices                                                                 */
 /* ------------------------------------------------------------------------ */
@@ -399,8 +423,10 @@ GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *
  *  is made.  (Large products may copy an operand into the order the
  *  kernels read fastest: on CPU devices panels of either operand, as CPU
  *  BLAS libraries do; on NVIDIA GPUs, float products a * b from n = 4000
- *  on, a^T.  Such copies stay in buffers the context keeps between calls,
- *  together at most an eighth of the device's memory.) */
+ *  on, a^T.  Such copies stay in buffers the context keeps between calls
+ *  (a GPU's together at most an eighth of its memory; a CPU's panels cover
+ *  256 values of k at a time) until gpumat_context_trim() or
+ *  gpumat_context_destroy().) */
 typedef enum gpumat_op {
     GPUMAT_NO_TRANS = 0, /**< op(X) = X */
     GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place */

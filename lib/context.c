@@ -1,6 +1,7 @@
 /*
  * context.c - contexts: the chosen device, its OpenCL context and in-order
- * queue, the kernel profile and the GEMM backend.
+ * queue, the kernel profile, the GEMM backend and the GEMM scratch they
+ * keep.
  */
 #include "gpumat_internal.h"
 
@@ -97,17 +98,42 @@ static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platf
     return status;
 }
 
+/* The GEMM scratch a context keeps between calls (op_gemm.c, and the
+ * fields' comment in gpumat_internal.h): the two pack buffers (operand
+ * copies) and stream-K's partial sums and tile counters.  The two
+ * functions below name the same four buffers; the caller holds ctx->lock,
+ * or is the context's last user. */
+static size_t gemm_scratch_bytes(const gpumat_context *ctx)
+{
+    return ctx->gemm_pack_bytes[0] + ctx->gemm_pack_bytes[1] + ctx->gemm_sk_sums_bytes +
+           ctx->gemm_sk_counts_bytes;
+}
+
+static void release_scratch(cl_mem *buffer, size_t *bytes)
+{
+    if (*buffer)
+        clReleaseMemObject(*buffer);
+    *buffer = NULL;
+    *bytes = 0;
+}
+
+/* OpenCL frees each buffer only once the commands already enqueued on it
+ * have finished, so nothing here waits.  The next product that needs one
+ * creates it afresh: pack_buffer(), and sk_buffer(), which fills a new
+ * counter buffer with zeros. */
+static void gemm_scratch_release(gpumat_context *ctx)
+{
+    release_scratch(&ctx->gemm_pack[0], &ctx->gemm_pack_bytes[0]);
+    release_scratch(&ctx->gemm_pack[1], &ctx->gemm_pack_bytes[1]);
+    release_scratch(&ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes);
+    release_scratch(&ctx->gemm_sk_counts, &ctx->gemm_sk_counts_bytes);
+}
+
 static void context_free(gpumat_context *ctx)
 {
     gpumat__staging_release(ctx);
     gpumat__programs_release(ctx);
-    for (int i = 0; i < 2; ++i)
-        if (ctx->gemm_pack[i])
-            clReleaseMemObject(ctx->gemm_pack[i]);
-    if (ctx->gemm_sk_sums)
-        clReleaseMemObject(ctx->gemm_sk_sums);
-    if (ctx->gemm_sk_counts)
-        clReleaseMemObject(ctx->gemm_sk_counts);
+    gemm_scratch_release(ctx);
     if (ctx->gemm_backend == GPUMAT_GEMM_CLBLAST || ctx->clblast_used)
         gpumat__clblast_release();
     if (ctx->queue)
@@ -261,4 +287,28 @@ gpumat_status gpumat_finish(gpumat_context *ctx)
     /* OpenCL calls other than clSetKernelArg are thread-safe: no lock. */
     cl_int err = clFinish(ctx->queue);
     return err == CL_SUCCESS ? GPUMAT_OK : gpumat__fail_cl(ctx, err, "finish: clFinish");
+}
+
+gpumat_status gpumat_context_trim(gpumat_context *ctx)
+{
+    if (!ctx)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT, "context_trim: ctx is NULL");
+    /* Under the lock that gemm() holds while it grows and uses them. */
+    pthread_mutex_lock(&ctx->lock);
+    gemm_scratch_release(ctx);
+    pthread_mutex_unlock(&ctx->lock);
+    return GPUMAT_OK;
+}
+
+gpumat_status gpumat_context_scratch_size(const gpumat_context *ctx, size_t *bytes)
+{
+    if (!ctx || !bytes)
+        return gpumat__fail((gpumat_context *)ctx, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "context_scratch_size: %s is NULL", !ctx ? "ctx" : "bytes");
+    /* The buffers grow and go under the context's lock. */
+    gpumat_context *c = (gpumat_context *)ctx;
+    pthread_mutex_lock(&c->lock);
+    *bytes = gemm_scratch_bytes(c);
+    pthread_mutex_unlock(&c->lock);
+    return GPUMAT_OK;
 }

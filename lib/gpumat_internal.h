@@ -363,14 +363,17 @@ struct gpumat_context {
 
     gpumat__staging staging;
 
-    /* cl/gemm_cpu.cl's packed operands (op_gemm.c), kept between calls
-     * and guarded by `lock`: a fresh buffer per call costs a page fault per
-     * page on first touch, which on a VM took longer than packing. */
+    /* The operand copies (op_gemm.c: cl/gemm_cpu.cl's packed panels, the
+     * GPU kernels' transposed copies), kept between calls and guarded by
+     * `lock`: a fresh buffer per call costs a page fault per page on first
+     * touch, which on a VM took longer than packing. */
     cl_mem gemm_pack[2];
     size_t gemm_pack_bytes[2];
     /* Stream-K's partial sums and per-tile counters (op_gemm.c), kept
-     * between calls and guarded by `lock`; each call leaves the counters
-     * at zero. */
+     * between calls and guarded by `lock`; a new counter buffer is filled
+     * with zeros and each call leaves the counters at zero.  These and the
+     * pack buffers are the GEMM scratch that gpumat_context_trim()
+     * releases (context.c: every buffer NULL, every size 0). */
     cl_mem gemm_sk_sums, gemm_sk_counts;
     size_t gemm_sk_sums_bytes, gemm_sk_counts_bytes;
 };

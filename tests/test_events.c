@@ -51,13 +51,7 @@ static int group_teardown(void **state)
 }
 
 /* While a gate is closed: remember the first failure instead of failing. */
-#define GATED_OK(problem, call)                                                         \
-    do {                                                                                \
-        gpumat_status s_ = (call);                                                      \
-        if (s_ != GPUMAT_OK && !(problem)[0])                                           \
-            snprintf((problem), MSG_SIZE, "%s -> %d (%s): %s", #call, (int)s_,          \
-                     gpumat_strerror(s_), gpumat_last_error(NULL));                     \
-    } while (0)
+#define GATED_OK(problem, call) TU_GATED_OK(problem, MSG_SIZE, call)
 
 static void *xmalloc(size_t n)
 {

@@ -142,14 +142,6 @@ static uint64_t g_stream = 1;
 
 static void rng_for_test(tu_rng *rng) { tu_rng_init(rng, g_stream++); }
 
-static void set_env(const char *name, const char *value)
-{
-    if (value)
-        setenv(name, value, 1);
-    else
-        unsetenv(name);
-}
-
 static int group_setup(void **state)
 {
     gemm_group *g = g_current;
@@ -157,8 +149,8 @@ static int group_setup(void **state)
     tu_env_save(&saved_profile, "GPUMAT_PROFILE");
     tu_env_save(&saved_params, "GPUMAT_KERNEL_PARAMS");
     if (g->profile)
-        set_env("GPUMAT_PROFILE", g->profile);
-    set_env("GPUMAT_KERNEL_PARAMS", g->params);
+        tu_env_set("GPUMAT_PROFILE", g->profile);
+    tu_env_set("GPUMAT_KERNEL_PARAMS", g->params);
 
     gpumat_options opt;
     gpumat_options_init(&opt);
@@ -713,8 +705,8 @@ static int env_teardown(void **state)
 
 static void expect_create_fails(const char *profile, const char *params, const char *needle)
 {
-    set_env("GPUMAT_PROFILE", profile);
-    set_env("GPUMAT_KERNEL_PARAMS", params);
+    tu_env_set("GPUMAT_PROFILE", profile);
+    tu_env_set("GPUMAT_KERNEL_PARAMS", params);
     gpumat_options opt;
     gpumat_options_init(&opt);
     opt.gemm_backend = GPUMAT_GEMM_NATIVE;

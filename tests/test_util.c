@@ -406,13 +406,17 @@ void tu_env_save(tu_saved_env *saved, const char *name)
 
 void tu_env_restore(tu_saved_env *saved)
 {
-    if (saved->value) {
-        setenv(saved->name, saved->value, 1);
-        free(saved->value);
-        saved->value = NULL;
-    } else {
-        unsetenv(saved->name);
-    }
+    tu_env_set(saved->name, saved->value);
+    free(saved->value);
+    saved->value = NULL;
+}
+
+void tu_env_set(const char *name, const char *value)
+{
+    if (value)
+        setenv(name, value, 1);
+    else
+        unsetenv(name);
 }
 
 int tu_context_works(gpumat_context *ctx, gpumat_dtype dtype, tu_rng *rng, char *msg,

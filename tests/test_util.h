@@ -147,6 +147,9 @@ typedef struct tu_saved_env {
 void tu_env_save(tu_saved_env *saved, const char *name);
 void tu_env_restore(tu_saved_env *saved);
 
+/* Sets an environment variable, or unsets it when value is NULL. */
+void tu_env_set(const char *name, const char *value);
+
 /* Runs a + b, a * b and transpose on small fresh matrices of ctx and checks
  * the results; returns 1 if all are right (msg explains otherwise).  Used
  * to show that a context still works (after an error, on another device). */
@@ -168,6 +171,19 @@ int tu_context_works(gpumat_context *ctx, gpumat_dtype dtype, tu_rng *rng, char 
         cl_int e_ = (call);                                                             \
         if (e_ != CL_SUCCESS)                                                           \
             fail_msg("%s -> OpenCL error %d", #call, (int)e_);                          \
+    } while (0)
+
+/* While an OpenCL user event holds the context's queue back a test must
+ * not fail (the teardown would wait for ever): this records the first
+ * failed call, its status and the last error in problem (problem_size
+ * bytes) instead; the test fails with it once the event is set.  Needs
+ * <stdio.h>. */
+#define TU_GATED_OK(problem, problem_size, call)                                        \
+    do {                                                                                \
+        gpumat_status s_ = (call);                                                      \
+        if (s_ != GPUMAT_OK && !(problem)[0])                                           \
+            snprintf((problem), (problem_size), "%s -> %d (%s): %s", #call, (int)s_,    \
+                     gpumat_strerror(s_), gpumat_last_error(NULL));                     \
     } while (0)
 
 /* A new empty directory under $TMPDIR (else /tmp) named prefix-XXXXXX, its
