@@ -147,6 +147,13 @@ typedef struct gpumat__gemm_params {
      * on the H100 TT loses where the other cases gain from a deeper
      * small tile). */
     unsigned ttkwg;
+    /* 0, or the float small tile's time per SKWG-deep K step, in percent
+     * of the big tile's per KWG-deep step (each at the groups per compute
+     * unit it runs), and sk_fix, the stream-K split's fixed cost in big
+     * steps: a float product that sk_min would split whole stays on the
+     * small tiles where they run at most two groups per compute unit and
+     * cost less by these (op_gemm.c; host side). */
+    unsigned sk_small, sk_fix;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

@@ -352,6 +352,28 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
     return status;
 }
 
+/* Whether a float product's small tiles (`groups` of them, `k` deep) run
+ * faster than the big tile split along k whole, `split_steps` K steps for
+ * each stream-K group: the small tiles cost their rounds of groups per
+ * compute unit times their K steps, each sk_small% of a big step; the split
+ * costs its steps plus sk_fix, its fixed part (launch, each group's first
+ * fetch, the partial sums, the last contributor's fixup).  Weighed only
+ * where the small tiles run at most two groups per compute unit: at more,
+ * the H100 ran them slower than this predicts (gemm-notes round 13: 512
+ * groups, -13 to -25%).  H100: sgemm 1024^2 x 384 / 512 and 1000^2 x 500
+ * gain 8-17% on the small tiles, while 768^3, 1000^3 and 1024^3 stay
+ * split. */
+static bool small_beats_split(const gpumat__gemm_params *p, size_t groups, size_t cus,
+                              size_t k, size_t split_steps)
+{
+    size_t rounds = (groups + cus - 1) / cus;
+    if (!p->sk_small || rounds > 2)
+        return false;
+    size_t small_steps = (k + p->skwg - 1) / p->skwg;
+    return (double)rounds * (double)small_steps * p->sk_small <
+           100.0 * ((double)p->sk_fix + (double)split_steps);
+}
+
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
     if (ctx->profile.gemm.cvw)
@@ -420,7 +442,10 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
                     rest * 100 < waves * (xrows && p->sk_fill_x ? p->sk_fill_x : sk_fill);
         bool whole = tile != 0 && rest && p->sk_min &&
                      ((groups > cus && edges_ok && per_group >= p->sk_min) ||
-                      (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min));
+                      (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min)) &&
+                     !(tile == 1 && !f64 &&
+                       small_beats_split(p, groups, cus, g->k,
+                                         (big_groups * steps + waves - 1) / waves));
         if (tail || whole)
             return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big,
                             tail ? xrows : 0);

@@ -67,20 +67,24 @@ static const gpumat__profile profiles[] = {
      * 2.0 -> 2.57, 384^3 3.75 -> 4.07, NT 256^3 1.5 -> 2.57).  SKWG 32,
      * TTKWG 16: the small and tiny float tiles 32 deep but for TT, which
      * loses there (round 12: sgemm 512^3 16.2 -> 18.4, 8192x64x8192 24.2
-     * -> 31.6, NT 640^3 18.5 -> 21.8; TN 640^3 21.4 -> 20.4). */
+     * -> 31.6, NT 640^3 18.5 -> 21.8; TN 640^3 21.4 -> 20.4).  SKSMALL
+     * 37, SKFIX 5: shallow products that SKMIN would split stay on the
+     * small tiles where those cost less by this model (round 13: sgemm
+     * 1024^2 x 448 33 -> 29 us, 1000^2 x 300 31 -> 23, 1000^2 x 500 38 ->
+     * 35; 768^3, 1000^3, 1024^3 still split). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 32,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -94,7 +98,7 @@ static const gpumat__profile profiles[] = {
      * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -104,7 +108,7 @@ static const gpumat__profile profiles[] = {
      * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -364,6 +368,8 @@ static const struct {
     {"PACKB", offsetof(gpumat__profile, gemm.pack_b)},
     {"SKWG64", offsetof(gpumat__profile, gemm.skwg64)},
     {"TTKWG", offsetof(gpumat__profile, gemm.ttkwg)},
+    {"SKSMALL", offsetof(gpumat__profile, gemm.sk_small)},
+    {"SKFIX", offsetof(gpumat__profile, gemm.sk_fix)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -400,7 +406,9 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.pack_a) ||
            offset == offsetof(gpumat__profile, gemm.pack_b) ||
            offset == offsetof(gpumat__profile, gemm.skwg64) ||
-           offset == offsetof(gpumat__profile, gemm.ttkwg);
+           offset == offsetof(gpumat__profile, gemm.ttkwg) ||
+           offset == offsetof(gpumat__profile, gemm.sk_small) ||
+           offset == offsetof(gpumat__profile, gemm.sk_fix);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

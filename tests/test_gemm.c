@@ -97,9 +97,12 @@ static gemm_group g_groups[] = {
     /* And the other way: with SKMIN=1 the products sent to the small
      * tiles run on the big tile split along k wherever op_gemm.c's edge
      * and fill conditions allow (one K step per stream-K group is enough),
-     * from the first row of tiles or after those that fill whole waves. */
-    {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1", 0, 0, NULL, GPUMAT_OK, ""},
+     * from the first row of tiles or after those that fill whole waves;
+     * SKSMALL=0, so that the small tiles' cost (which on two compute units
+     * keeps the smallest products on them) takes none back. */
+    {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1,SKSMALL=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1,SKSMALL=0", 0, 0, NULL, GPUMAT_OK,
+     ""},
     /* Transposed copies of the operands (host side: PACKA, PACKB, with
      * every product on the big tile, most split): NN and NT copy A^T,
      * NT and TT copy B, so that float products all run as TN and double
