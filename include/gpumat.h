@@ -425,7 +425,7 @@ GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *
  *  BLAS libraries do; on NVIDIA GPUs, float products a * b from n = 4000
  *  on, a^T.  Such copies stay in buffers the context keeps between calls
  *  (a GPU's together at most an eighth of its memory; a CPU's panels cover
- *  256 values of k at a time) until gpumat_context_trim() or
+ *  at most 256 values of k at a time) until gpumat_context_trim() or
  *  gpumat_context_destroy().) */
 typedef enum gpumat_op {
     GPUMAT_NO_TRANS = 0, /**< op(X) = X */

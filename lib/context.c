@@ -93,6 +93,10 @@ static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platf
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
                         NULL) == CL_SUCCESS)
         ctx->max_alloc_bytes = max_alloc;
+    cl_ulong cache = 0;
+    if (clGetDeviceInfo(ctx->device, CL_DEVICE_GLOBAL_MEM_CACHE_SIZE, sizeof cache, &cache,
+                        NULL) == CL_SUCCESS)
+        ctx->mem_cache_bytes = cache;
     gpumat_status status = gpumat__profile_choose(&ctx->info, &ctx->profile, &ctx->tuning);
     gpumat__profile_build_options(&ctx->profile, ctx->build_options, sizeof ctx->build_options);
     return status;

@@ -346,6 +346,7 @@ struct gpumat_context {
     gpumat__tuning tuning;     /* the tuning file's outcome, AUTO's size classes */
     bool clblast_used;         /* an AUTO call ran CLBlast (guarded by lock) */
     uint64_t max_alloc_bytes;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
+    uint64_t mem_cache_bytes;  /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (0: unknown) */
 
     /* Serialises every call on the context and its matrices: kernel
      * arguments are per kernel object, so set-arg + enqueue must not

@@ -94,8 +94,10 @@ static const gpumat__profile profiles[] = {
      * A and B from global memory; NT products take 3 x 4 dot products
      * along k; 4 x 4 work-items a group.  From 224^3 multiply-adds on, the
      * operand read along the vectors is first packed into panels (TN
-     * and TT: A^T too), in passes of 256 values of k.  docs/gemm-notes.md,
-     * "CPU (PoCL) kernel": 4-15x CLBlast on a 2-core EPYC, 0.65-1x
+     * and TT: A^T too), in passes of 256 values of k (fewer where a
+     * pass's panel of B would fill over a quarter of the cache; round
+     * 13).  docs/gemm-notes.md, "CPU (PoCL) kernel": 4-15x CLBlast on a
+     * 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
              0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},

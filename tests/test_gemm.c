@@ -420,6 +420,15 @@ static void test_large(void **state)
     if (tu_has_fp64(ctx))
         run_gemm(ctx, g->label, &rng, GPUMAT_F64, GPUMAT_NO_TRANS, GPUMAT_TRANS,
                  &ab_cases[AB_FULL], 1023, 777, 65, 0);
+    /* Wide and deep: on CPU devices a pass over k of 256 (CKC) would pack
+     * a 16 MiB float (32 MiB double) panel of B, over a quarter of any
+     * cache under 64 MiB, so op_gemm.c runs shallower passes, and 600 is
+     * no multiple of any of them. */
+    run_gemm(ctx, g->label, &rng, GPUMAT_F32, GPUMAT_NO_TRANS, GPUMAT_NO_TRANS,
+             &ab_cases[AB_FULL], 8, 16384, 600, 0);
+    if (tu_has_fp64(ctx))
+        run_gemm(ctx, g->label, &rng, GPUMAT_F64, GPUMAT_TRANS, GPUMAT_NO_TRANS,
+                 &ab_cases[AB_FULL], 8, 16384, 600, 0);
 }
 
 /* Every op combination on every representative shape; F32 gets every
