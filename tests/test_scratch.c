@@ -290,58 +290,6 @@ static void test_trim_releases_buffers(void **state)
 
 /* ---- a trim while products are queued ------------------------------------- */
 
-/* Operands of an NN product c = a b (m x n x k), uploaded, c poisoned. */
-typedef struct product {
-    size_t m, n, k;
-    gpumat_matrix *a, *b, *c;
-    double *ha, *hb;
-} product;
-
-static void product_init(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k,
-                         product *p)
-{
-    memset(p, 0, sizeof *p);
-    p->m = m;
-    p->n = n;
-    p->k = k;
-    TU_CHECK_OK(tu_random_matrix(ctx, rng, m, k, GPUMAT_F32, &p->a, &p->ha));
-    TU_CHECK_OK(tu_random_matrix(ctx, rng, k, n, GPUMAT_F32, &p->b, &p->hb));
-    TU_CHECK_OK(gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &p->c));
-    TU_CHECK_OK(tu_poison(p->c));
-}
-
-/* Downloads c and compares it with the reference; 1 if right, else 0 with
- * msg.  Frees the product either way. */
-static int product_check(product *p, const char *what, char *msg, size_t msg_size)
-{
-    size_t mn = p->m * p->n;
-    double *out = malloc(mn * sizeof *out), *ref = malloc(mn * sizeof *ref);
-    double *scale = malloc(mn * sizeof *scale);
-    int ok = 0;
-    if (!out || !ref || !scale) {
-        snprintf(msg, msg_size, "%s: out of host memory", what);
-    } else {
-        gpumat_status s = tu_download(p->c, out);
-        if (s != GPUMAT_OK) {
-            snprintf(msg, msg_size, "%s: download: %s: %s", what, gpumat_strerror(s),
-                     gpumat_last_error(NULL));
-        } else {
-            tu_ref_gemm(p->m, p->k, p->n, p->ha, p->hb, ref, scale);
-            ok = tu_compare(what, p->m, p->n, out, ref, scale,
-                            tu_gemm_tolerance(GPUMAT_F32, p->k), msg, msg_size);
-        }
-    }
-    free(out);
-    free(ref);
-    free(scale);
-    gpumat_matrix_destroy(p->a);
-    gpumat_matrix_destroy(p->b);
-    gpumat_matrix_destroy(p->c);
-    free(p->ha);
-    free(p->hb);
-    return ok;
-}
-
 /* A trim that waited for the queue would wait for ever behind the user
  * event: end the program with a message instead. */
 #ifndef TRIM_TIMEOUT_S
@@ -373,10 +321,10 @@ static void test_trim_while_queued(void **state)
     gpumat_context *ctx = group_ctx(state);
     tu_rng rng;
     rng_for_test(&rng);
-    product p1, p2;
+    tu_gemm_case p1, p2;
     TU_CHECK_OK(gpumat_context_trim(ctx)); /* whatever an earlier test left */
-    product_init(ctx, &rng, 256, 256, 256, &p1);
-    product_init(ctx, &rng, 256, 256, 256, &p2);
+    TU_CHECK_OK(tu_gemm_prepare(ctx, &rng, 256, 256, 256, 0, 0, 1.0, 0.0, &p1));
+    TU_CHECK_OK(tu_gemm_prepare(ctx, &rng, 256, 256, 256, 0, 0, 1.0, 0.0, &p2));
     TU_CHECK_OK(gpumat_finish(ctx));
 
     cl_int err = CL_SUCCESS;
@@ -386,7 +334,7 @@ static void test_trim_while_queued(void **state)
     char problem[MSG_SIZE] = "";
     size_t queued = 0, trimmed = (size_t)-1, again = 0;
     GATED_OK(problem, gpumat_wait_events(ctx, 1, &gate));
-    GATED_OK(problem, gpumat_multiply(p1.c, p1.a, p1.b));
+    GATED_OK(problem, tu_gemm_run(&p1));
     GATED_OK(problem, gpumat_context_scratch_size(ctx, &queued));
     clFlush(gpumat_context_cl_queue(ctx));
 
@@ -397,7 +345,7 @@ static void test_trim_while_queued(void **state)
     signal(SIGALRM, old);
 
     GATED_OK(problem, gpumat_context_scratch_size(ctx, &trimmed));
-    GATED_OK(problem, gpumat_multiply(p2.c, p2.a, p2.b));
+    GATED_OK(problem, tu_gemm_run(&p2));
     GATED_OK(problem, gpumat_context_scratch_size(ctx, &again));
     err = clSetUserEventStatus(gate, CL_COMPLETE);
     if (err != CL_SUCCESS && !problem[0])
@@ -408,8 +356,8 @@ static void test_trim_while_queued(void **state)
     clReleaseEvent(gate);
 
     char msg1[MSG_SIZE], msg2[MSG_SIZE];
-    int ok1 = product_check(&p1, "product enqueued before the trim", msg1, sizeof msg1);
-    int ok2 = product_check(&p2, "product enqueued after the trim", msg2, sizeof msg2);
+    int ok1 = tu_gemm_check(&p1, GPUMAT_OK, msg1, sizeof msg1);
+    int ok2 = tu_gemm_check(&p2, GPUMAT_OK, msg2, sizeof msg2);
     if (problem[0])
         fail_msg("%s", problem);
     if (queued == 0)
@@ -420,9 +368,9 @@ static void test_trim_while_queued(void **state)
         fail_msg("the product after the trim holds %zu bytes of scratch, the one before %zu",
                  again, queued);
     if (!ok1)
-        fail_msg("%s", msg1);
+        fail_msg("the product enqueued before the trim: %s", msg1);
     if (!ok2)
-        fail_msg("%s", msg2);
+        fail_msg("the product enqueued after the trim: %s", msg2);
     TU_CHECK_OK(gpumat_context_trim(ctx));
 }
 

@@ -489,62 +489,87 @@ done:
     return ok;
 }
 
-int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
-                  int tb, double alpha, double beta, char *msg, size_t msg_size)
+gpumat_status tu_gemm_prepare(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k,
+                              int ta, int tb, double alpha, double beta, tu_gemm_case *g)
 {
-    gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
-    double *ha = NULL, *hb = NULL, *hc = NULL;
-    int ok = 0;
-    gpumat_status s = tu_random_matrix(ctx, rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &a, &ha);
+    *g = (tu_gemm_case){.ctx = ctx, .m = m, .n = n, .k = k, .ta = ta, .tb = tb, .alpha = alpha,
+                        .beta = beta};
+    gpumat_status s = tu_random_matrix(ctx, rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &g->a, &g->ha);
     if (s == GPUMAT_OK)
-        s = tu_random_matrix(ctx, rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &b, &hb);
+        s = tu_random_matrix(ctx, rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &g->b, &g->hb);
     if (s == GPUMAT_OK && beta != 0)
-        s = tu_random_matrix(ctx, rng, m, n, GPUMAT_F32, &c, &hc);
-    else if (s == GPUMAT_OK && (s = gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &c)) == GPUMAT_OK)
-        s = tu_poison(c);
-    if (s == GPUMAT_OK)
-        s = gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
-                        alpha, a, b, beta, c);
-    double *opa = malloc(m * k * sizeof *opa), *opb = malloc(k * n * sizeof *opb);
+        s = tu_random_matrix(ctx, rng, m, n, GPUMAT_F32, &g->c, &g->hc);
+    else if (s == GPUMAT_OK &&
+             (s = gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &g->c)) == GPUMAT_OK)
+        s = tu_poison(g->c);
+    return s;
+}
+
+gpumat_status tu_gemm_run(tu_gemm_case *g)
+{
+    return gpumat_gemm(g->ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
+                       g->tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS, g->alpha, g->a, g->b, g->beta,
+                       g->c);
+}
+
+int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
+{
+    size_t m = g->m, n = g->n, k = g->k;
+    int ta = g->ta, tb = g->tb;
+    double alpha = g->alpha, beta = g->beta;
+    int ok = 0;
+    /* calloc: GCC cannot tell that the transpose or copy below fills them. */
+    double *opa = calloc(m * k, sizeof *opa), *opb = calloc(k * n, sizeof *opb);
     double *out = malloc(m * n * sizeof *out), *ref = malloc(m * n * sizeof *ref);
     double *scale = malloc(m * n * sizeof *scale);
     if (s == GPUMAT_OK && !(opa && opb && out && ref && scale))
         s = GPUMAT_ERR_OUT_OF_MEMORY;
     if (s == GPUMAT_OK)
-        s = tu_download(c, out);
+        s = tu_download(g->c, out);
     char what[96];
     snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu alpha=%g beta=%g", ta ? 'T' : 'N',
              tb ? 'T' : 'N', m, n, k, alpha, beta);
     if (s != GPUMAT_OK) {
-        snprintf(msg, msg_size, "%s: %s: %s", what, gpumat_strerror(s), gpumat_last_error(ctx));
+        snprintf(msg, msg_size, "%s: %s: %s", what, gpumat_strerror(s),
+                 gpumat_last_error(g->ctx));
     } else {
         if (ta)
-            tu_ref_transpose(k, m, ha, opa);
+            tu_ref_transpose(k, m, g->ha, opa);
         else
-            memcpy(opa, ha, m * k * sizeof *opa);
+            memcpy(opa, g->ha, m * k * sizeof *opa);
         if (tb)
-            tu_ref_transpose(n, k, hb, opb);
+            tu_ref_transpose(n, k, g->hb, opb);
         else
-            memcpy(opb, hb, k * n * sizeof *opb);
+            memcpy(opb, g->hb, k * n * sizeof *opb);
         tu_ref_gemm(m, k, n, opa, opb, ref, scale);
         for (size_t i = 0; i < m * n; ++i) {
-            double cterm = beta != 0 ? beta * hc[i] : 0;
+            double cterm = beta != 0 ? beta * g->hc[i] : 0;
             ref[i] = alpha * ref[i] + cterm;
             scale[i] = fabs(alpha) * scale[i] + fabs(cterm);
         }
         ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(GPUMAT_F32, k + 2), msg,
                         msg_size);
     }
-    gpumat_matrix_destroy(a);
-    gpumat_matrix_destroy(b);
-    gpumat_matrix_destroy(c);
-    free(ha);
-    free(hb);
-    free(hc);
+    gpumat_matrix_destroy(g->a);
+    gpumat_matrix_destroy(g->b);
+    gpumat_matrix_destroy(g->c);
+    free(g->ha);
+    free(g->hb);
+    free(g->hc);
     free(opa);
     free(opb);
     free(out);
     free(ref);
     free(scale);
     return ok;
+}
+
+int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
+                  int tb, double alpha, double beta, char *msg, size_t msg_size)
+{
+    tu_gemm_case g;
+    gpumat_status s = tu_gemm_prepare(ctx, rng, m, n, k, ta, tb, alpha, beta, &g);
+    if (s == GPUMAT_OK)
+        s = tu_gemm_run(&g);
+    return tu_gemm_check(&g, s, msg, msg_size);
 }
