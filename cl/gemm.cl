@@ -25,7 +25,8 @@
  *   SLBUF      the same for the small float tile (LBUF serves the big and
  *              tiny ones; the small double tile uses LBUF64).
  *   MSUB, NSUB  consecutive work-items (a warp when MSUB*NSUB is the SIMD
- *              width) cover an MSUB x NSUB patch of the work-item grid.
+ *              width) cover an MSUB x NSUB patch of the work-item grid
+ *              (MSUB64, NSUB64, where defined: the double tiles' patch).
  *   GPUMAT_STREAM_K  (the library's "gemm_sk" program) only the
  *              stream-K kernels gemm_*_sk (below): the big tile,
  *              register-staged even where ASYNC / ASYNC64 make the plain
@@ -66,6 +67,12 @@
 #define BNWG NWG64
 #define BMDIMC MDIMC64
 #define BNDIMC NDIMC64
+#if defined(MSUB64) && defined(NSUB64)
+#undef MSUB
+#undef NSUB
+#define MSUB MSUB64
+#define NSUB NSUB64
+#endif
 #else
 #define REAL4 float4
 #define GKWG KWG

@@ -154,6 +154,10 @@ typedef struct gpumat__gemm_params {
      * small tiles where they run at most two groups per compute unit and
      * cost less by these (op_gemm.c; host side). */
     unsigned sk_small, sk_fix;
+    /* 0, or the double tiles' MSUB x NSUB patch (else MSUB, NSUB): which
+     * work-items share a warp decides how many different local vectors
+     * one read takes, and double's reads are twice as wide. */
+    unsigned msub64, nsub64;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items

@@ -71,20 +71,24 @@ static const gpumat__profile profiles[] = {
      * 37, SKFIX 5: shallow products that SKMIN would split stay on the
      * small tiles where those cost less by this model (round 13: sgemm
      * 1024^2 x 448 33 -> 29 us, 1000^2 x 300 31 -> 23, 1000^2 x 500 38 ->
-     * 35; 768^3, 1000^3, 1024^3 still split). */
+     * 35; 768^3, 1000^3, 1024^3 still split).  MSUB64 8, NSUB64 4: the
+     * double tiles' warps over 8 x 4 patches (round 14: dgemm 1000^3 14.4
+     * -> 16.4, 8192^3 20.8 -> 21.9, NT 8192^3 19.8 -> 22.4, 4097^3 17.7 ->
+     * 19.7, 8192x64x8192 14.1 -> 16.6; float keeps 4 x 8). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 32,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5},
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
+                    8, 4},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -100,7 +104,7 @@ static const gpumat__profile profiles[] = {
      * 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -110,7 +114,7 @@ static const gpumat__profile profiles[] = {
      * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -263,12 +267,16 @@ void gpumat__profile_build_options(const gpumat__profile *p, char *buf, size_t s
         snprintf(buf + used, size - used, " -DTV=%u -DTVS=%u -DTVW=%u -DTMS=%u -DTMW=%u -DTMG=%u",
                  p->transpose.tv, p->transpose.tvs, p->transpose.tvw, p->transpose.tms,
                  p->transpose.tmw, p->transpose.tmg);
-    /* Only profiles that set SKWG64 or TTKWG, and only those that use
-     * cl/gemm_cpu.cl, name those parameters, so that the others' options
-     * (and compiled kernels) stay as they were. */
+    /* Only profiles that set SKWG64, MSUB64 and NSUB64 or TTKWG, and only
+     * those that use cl/gemm_cpu.cl, name those parameters, so that the
+     * others' options (and compiled kernels) stay as they were. */
     used = strlen(buf);
     if (p->gemm.skwg64 && used < size)
         snprintf(buf + used, size - used, " -DSKWG64=%u", p->gemm.skwg64);
+    used = strlen(buf);
+    if (p->gemm.msub64 && p->gemm.nsub64 && used < size)
+        snprintf(buf + used, size - used, " -DMSUB64=%u -DNSUB64=%u", p->gemm.msub64,
+                 p->gemm.nsub64);
     used = strlen(buf);
     if (p->gemm.ttkwg && used < size)
         snprintf(buf + used, size - used, " -DTTKWG=%u", p->gemm.ttkwg);
@@ -286,7 +294,8 @@ bool gpumat__profile_option_other_type(const char *name, size_t len, bool f64)
     static const char *const float_only[] = {"MWG", "NWG", "KWG", "MDIMC", "NDIMC",
                                              "SKWG", "LBUF", "SLBUF", "ASYNC", "TTKWG"};
     static const char *const double_only[] = {"MWG64", "NWG64", "KWG64", "MDIMC64",
-                                              "NDIMC64", "LBUF64", "ASYNC64", "SKWG64"};
+                                              "NDIMC64", "LBUF64", "ASYNC64", "SKWG64",
+                                              "MSUB64",  "NSUB64"};
     const char *const *other = f64 ? float_only : double_only;
     size_t count = f64 ? sizeof float_only / sizeof float_only[0]
                        : sizeof double_only / sizeof double_only[0];
@@ -372,6 +381,8 @@ static const struct {
     {"TTKWG", offsetof(gpumat__profile, gemm.ttkwg)},
     {"SKSMALL", offsetof(gpumat__profile, gemm.sk_small)},
     {"SKFIX", offsetof(gpumat__profile, gemm.sk_fix)},
+    {"MSUB64", offsetof(gpumat__profile, gemm.msub64)},
+    {"NSUB64", offsetof(gpumat__profile, gemm.nsub64)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -410,7 +421,9 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.skwg64) ||
            offset == offsetof(gpumat__profile, gemm.ttkwg) ||
            offset == offsetof(gpumat__profile, gemm.sk_small) ||
-           offset == offsetof(gpumat__profile, gemm.sk_fix);
+           offset == offsetof(gpumat__profile, gemm.sk_fix) ||
+           offset == offsetof(gpumat__profile, gemm.msub64) ||
+           offset == offsetof(gpumat__profile, gemm.nsub64);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item
@@ -483,6 +496,10 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                             "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), TMWG, "
                             "TNWG, TMDIMC, TNDIMC all 0 or a tile as above with SKWG and with "
                             "KWG64, and TS a multiple of 4", spec);
+    if (!g->msub64 != !g->nsub64)
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "GPUMAT_KERNEL_PARAMS=\"%s\": MSUB64 and NSUB64 must both be 0 (the "
+                            "double tiles take MSUB x NSUB) or both be set", spec);
     if (g->cvw && !((g->cvw == 4 || g->cvw == 8 || g->cvw == 16) && g->cmr && g->cmr <= 16 &&
                     g->cnv && g->cnv <= 16 && g->cdm && g->cdm <= 16 && g->cdn &&
                     g->cdn <= 16 && g->cwx && g->cwy))

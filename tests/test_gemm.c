@@ -764,6 +764,9 @@ static void test_bad_kernel_params(void **state)
     expect_create_fails(NULL, "ASYNC=1", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails(NULL, "ASYNC64=5", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("nvidia-gpu", "ASYNC=2,KWG=24", "GPUMAT_KERNEL_PARAMS");
+    /* The double tiles' own warp patch: both 0 (MSUB x NSUB) or both set. */
+    expect_create_fails("cpu", "MSUB64=4", "NSUB64");
+    expect_create_fails("nvidia-gpu", "NSUB64=0", "MSUB64");
     /* The tiny tile: all four 0 (off), or a tile that works at both
      * depths (TMWG=36 is not a multiple of 4*TMDIMC). */
     expect_create_fails("nvidia-gpu", "TNWG=0", "GPUMAT_KERNEL_PARAMS");
