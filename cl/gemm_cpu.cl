@@ -171,21 +171,24 @@ CPU_KERNEL gemm_tn_cpu(CPU_ARGS) { CPU_RV_BODY(M, N, A, 1, lda, B, ldb, ldc, 1, 
 CPU_KERNEL gemm_tt_cpu(CPU_ARGS) { CPU_RV_BODY(N, M, B, ldb, 1, A, lda, 1, ldc, 0, 0) }
 
 /* The same on packed operands (packed first by the host, see below):
- * B (NN) or B^T (NT) packed, A as it is; A^T and B (TN) or B^T (TT)
- * packed.  The lda/ldb of a packed operand are not used. */
-CPU_KERNEL gemm_nn_cpu_packed(CPU_ARGS)
+ * B (NN) or B^T (NT) packed, A as it is from element aoff on (the host's
+ * passes over k start there); A^T and B (TN) or B^T (TT) packed.  The
+ * lda/ldb of a packed operand are not used. */
+CPU_KERNEL gemm_nn_cpu_packed(CPU_ARGS, const ulong aoff)
 {
-    CPU_RV_BODY(M, N, A, lda, 1, B, CNV * CW, ldc, 1, 0, 1)
+    __global const REAL *Ap = A + aoff;
+    CPU_RV_BODY(M, N, Ap, lda, 1, B, CNV * CW, ldc, 1, 0, 1)
 }
 
-CPU_KERNEL gemm_tn_cpu_packed(CPU_ARGS)
+CPU_KERNEL gemm_tn_cpu_packed(CPU_ARGS, const ulong aoff)
 {
+    (void)aoff;
     CPU_RV_BODY(M, N, A, 1, CMR, B, CNV * CW, ldc, 1, 1, 1)
 }
 
-/* The packing kernels: the K x Q operand Y(k, q) into panels of W
- * columns, each K rows of W values, zero past Q: Yp[(b*K + k)*W + w] =
- * Y(k, b*W + w).  A GEMM block then reads its panel as one sequential
+/* The packing kernels: the K x Q operand Y(k, q) (stored from element
+ * off of Y on) into panels of W columns, each K rows of W values, zero
+ * past Q: Yp[(b*K + k)*W + w] = Y(k, b*W + w).  A GEMM block then reads its panel as one sequential
  * stream, whatever the operand's layout and leading dimension (rows 4 KiB
  * apart all fall in the same cache sets, and each is another page).  Each
  * reads Y along its rows: one work-item per row of a panel read rows 4 KiB
@@ -196,8 +199,9 @@ CPU_KERNEL gemm_tn_cpu_packed(CPU_ARGS)
  * panels g*G ... g*G+G-1, G*W consecutive values of one row; its
  * neighbours in the work-group write the next rows of the same panels. */
 __kernel void cpu_pack_rows(const int Q, const int K, __global const REAL *Y, const int ld,
-                            const int W, const int G, __global REAL *Yp)
+                            const int W, const int G, __global REAL *Yp, const ulong off)
 {
+    Y += off;
     const int k = get_global_id(0), b0 = get_global_id(1) * G;
     if (k >= K)
         return;
@@ -223,8 +227,9 @@ __kernel void cpu_pack_rows(const int Q, const int K, __global const REAL *Y, co
  * rows; its neighbours in the work-group take the next G values of the
  * same rows. */
 __kernel void cpu_pack_cols(const int Q, const int K, __global const REAL *Y, const int ld,
-                            const int W, const int G, __global REAL *Yp)
+                            const int W, const int G, __global REAL *Yp, const ulong off)
 {
+    Y += off;
     const int k0 = get_global_id(0) * G, b = get_global_id(1);
     if (k0 >= K)
         return;

@@ -426,7 +426,8 @@ GPUMAT_API gpumat_status gpumat_multiply(gpumat_matrix *c, const gpumat_matrix *
  *  on, a^T.  Such copies stay in buffers the context keeps between calls
  *  (a GPU's together at most an eighth of its memory; a CPU's panels cover
  *  at most 256 values of k at a time) until gpumat_context_trim() or
- *  gpumat_context_destroy().) */
+ *  gpumat_context_destroy(); where the device cannot allocate them, the
+ *  product reads its operands in place instead.) */
 typedef enum gpumat_op {
     GPUMAT_NO_TRANS = 0, /**< op(X) = X */
     GPUMAT_TRANS = 1     /**< op(X) = X^T, read in place */

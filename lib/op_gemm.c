@@ -47,54 +47,61 @@ static gpumat_status launch(gpumat_context *ctx, const gpumat__gemm_call *g,
 }
 
 /* The context's pack buffer `slot` (0 or 1), grown to at least `elements`
- * of dtype when smaller; *out is that buffer. */
-static gpumat_status pack_buffer(gpumat_context *ctx, gpumat_dtype dtype, int slot,
-                                 size_t elements, cl_mem *out)
+ * of dtype when smaller; *out is that buffer.  False, with nothing
+ * recorded, when it cannot be allocated: every copy made there only speeds
+ * a product up, which then runs on its operands in place instead. */
+static bool pack_buffer(gpumat_context *ctx, gpumat_dtype dtype, int slot, size_t elements,
+                        cl_mem *out)
 {
     size_t bytes = elements * gpumat_dtype_size(dtype);
     if (ctx->gemm_pack_bytes[slot] < bytes) {
         if (ctx->gemm_pack[slot])
             clReleaseMemObject(ctx->gemm_pack[slot]);
-        ctx->gemm_pack[slot] = NULL;
         ctx->gemm_pack_bytes[slot] = 0;
-        gpumat_status status =
-            gpumat__temp_buffer(ctx, "gemm", dtype, elements, &ctx->gemm_pack[slot]);
-        if (status != GPUMAT_OK)
-            return status;
+        cl_int err;
+        ctx->gemm_pack[slot] = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
+        if (err != CL_SUCCESS) {
+            ctx->gemm_pack[slot] = NULL;
+            return false;
+        }
         ctx->gemm_pack_bytes[slot] = bytes;
     }
     *out = ctx->gemm_pack[slot];
-    return GPUMAT_OK;
+    return true;
 }
 
-/* Packs the K x Q operand Y(k, q) = y[k*ld + q], or y[q*ld + k] when
- * `cols`, into panels of w columns (cl/gemm_cpu.cl, cpu_pack_rows and
- * cpu_pack_cols) in the context's pack buffer `slot`, grown when too
- * small; *out is that buffer.  The queue is in order, so the next call's
- * packing waits for this call's product. */
+/* Packs the K x Q operand Y(k, q) = y[off + k*ld + q], or y[off + q*ld +
+ * k] when `cols`, into panels of w columns (cl/gemm_cpu.cl, cpu_pack_rows
+ * and cpu_pack_cols) in the context's pack buffer `slot`, which cpu_gemm
+ * has grown to hold them; *out is that buffer.  The queue is in order, so
+ * the next call's packing waits for this call's product. */
 static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, int slot, cl_mem y,
-                              size_t q, size_t k, size_t ld, bool cols, size_t w, cl_mem *out)
+                              size_t off, size_t q, size_t k, size_t ld, bool cols, size_t w,
+                              cl_mem *out)
 {
     const char *name = cols ? "cpu_pack_cols" : "cpu_pack_rows";
     size_t panels = (q + w - 1) / w;
     cl_kernel kernel;
     gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, name, &kernel);
-    if (status == GPUMAT_OK)
-        status = pack_buffer(ctx, dtype, slot, panels * w * k, out);
     if (status != GPUMAT_OK)
         return status;
+    if (!pack_buffer(ctx, dtype, slot, panels * w * k, out))
+        return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY,
+                            "gemm: pack buffer %d for %zu panels of %zu x %zu", slot, panels, k, w);
     /* Rows: ~512 values of a row per work-item; columns: 16 values of k
      * (a cache line of floats) from each of w rows. */
     size_t group = cols ? 16 : (512 + w - 1) / w;
     cl_int Q = (cl_int)q, K = (cl_int)k, LD = (cl_int)ld, W = (cl_int)w, G = (cl_int)group;
+    cl_ulong OFF = off;
     size_t local[2] = {64, 1};
     size_t global[2] = {cols ? gpumat__round_up((k + group - 1) / group, 64)
                              : gpumat__round_up(k, 64),
                         cols ? panels : (panels + group - 1) / group};
-    status = gpumat__set_args(ctx, kernel, name, 7, sizeof Q, (const void *)&Q, sizeof K,
+    status = gpumat__set_args(ctx, kernel, name, 8, sizeof Q, (const void *)&Q, sizeof K,
                               (const void *)&K, sizeof(cl_mem), (const void *)&y, sizeof LD,
                               (const void *)&LD, sizeof W, (const void *)&W, sizeof G,
-                              (const void *)&G, sizeof(cl_mem), (const void *)out);
+                              (const void *)&G, sizeof(cl_mem), (const void *)out, sizeof OFF,
+                              (const void *)&OFF);
     return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, name, 2, global, local) : status;
 }
 
@@ -111,14 +118,49 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
         {{"gemm_nn_cpu_packed", "gemm_nn_cpu_packed"},
          {"gemm_tn_cpu_packed", "gemm_tn_cpu_packed"}}};
     const gpumat__gemm_params *p = &ctx->profile.gemm;
+    size_t size = gpumat_dtype_size(g->dtype);
     size_t width = (g->dtype == GPUMAT_F64 ? p->cvw / 2 : p->cvw) * p->cnv;
     double cube = (double)p->cpack * p->cpack * p->cpack;
     /* Panel copies no larger than the device allows in one buffer (else
      * the operands are read in place); a bound for every case. */
-    double pack_bytes = (double)((g->m > g->n ? g->m : g->n) + width + p->cmr) * g->k *
-                        gpumat_dtype_size(g->dtype);
+    double pack_bytes = (double)((g->m > g->n ? g->m : g->n) + width + p->cmr) * g->k * size;
     bool packed = (double)g->m * g->n * g->k >= cube &&
                   (ctx->max_alloc_bytes == 0 || pack_bytes <= (double)ctx->max_alloc_bytes);
+
+    /* Deep products run as passes over ckc values of k, each adding to C
+     * (beta 1 after the first): a pass's panels then stay in the cache
+     * (a 4096-deep panel of 24 floats is 384 KiB).  Every block reads all
+     * of a pass's B panel, so passes halve in depth (to ckc/8 at least)
+     * until it takes at most a quarter of the device's cache (PoCL, 2 cores
+     * of a 32 MiB-L3 EPYC, dgemm 8192^3: 16 MiB panels at ckc 256 ran 130-149
+     * GFLOP/s, 8 MiB at 128 191, while 4096^3's 8 MiB at 256 runs 200 and
+     * at 128 190).  A pass reads its part of A and B from an element
+     * offset (kernel arguments, not sub-buffers: nothing to allocate per
+     * pass). */
+    size_t kc = g->k;
+    if (packed && p->ckc) {
+        size_t ckc = p->ckc, panel_row = gpumat__round_up(g->n, width) * size;
+        while (ctx->mem_cache_bytes && ckc / 2 >= p->ckc / 8 && ckc % 2 == 0 &&
+               (uint64_t)ckc * panel_row > ctx->mem_cache_bytes / 4)
+            ckc /= 2;
+        if (ckc < g->k)
+            kc = ckc;
+    }
+    /* What the passes need is had before the first writes C, so that a
+     * failed call leaves C as it was: the program, and the pack buffers at
+     * the first (largest) pass's size.  Without room for those the product
+     * runs on its operands in place. */
+    if (packed) {
+        cl_kernel kernel;
+        gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, g->dtype,
+                                              names[1][g->trans_a][g->trans_b], &kernel);
+        if (status != GPUMAT_OK)
+            return status;
+        cl_mem unused;
+        packed = pack_buffer(ctx, g->dtype, 0, gpumat__round_up(g->n, width) * kc, &unused) &&
+                 (!g->trans_a ||
+                  pack_buffer(ctx, g->dtype, 1, gpumat__round_up(g->m, p->cmr) * kc, &unused));
+    }
     bool nt = !packed && !g->trans_a && g->trans_b, tt = !packed && g->trans_a && g->trans_b;
     size_t rows = nt ? p->cdm : p->cmr, cols = nt ? p->cdn : width;
     size_t P = tt ? g->n : g->m, Q = tt ? g->m : g->n;
@@ -129,64 +171,32 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
     if (!packed)
         return launch(ctx, g, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
 
-    /* Deep products run as passes over ckc values of k, each adding to C
-     * (beta 1 after the first): a pass's panels then stay in the cache
-     * (a 4096-deep panel of 24 floats is 384 KiB).  Every block reads all
-     * of a pass's B panel, so passes halve in depth (to ckc/8 at least)
-     * until it takes at most a quarter of the device's cache (PoCL, 2 cores
-     * of a 32 MiB-L3 EPYC, dgemm 8192^3: 16 MiB panels at ckc 256 ran 130-149
-     * GFLOP/s, 8 MiB at 128 191, while 4096^3's 8 MiB at 256 runs 200 and
-     * at 128 190).  A pass reads its part of A and B through sub-buffers,
-     * whose origins the device may want aligned. */
-    cl_uint align_bits = 0;
-    size_t size = gpumat_dtype_size(g->dtype);
-    bool aligned_ckc = p->ckc &&
-                       clGetDeviceInfo(ctx->device, CL_DEVICE_MEM_BASE_ADDR_ALIGN,
-                                       sizeof align_bits, &align_bits, NULL) == CL_SUCCESS &&
-                       align_bits && p->ckc * size * 8 % align_bits == 0;
-    size_t ckc = p->ckc, panel_row = gpumat__round_up(g->n, width) * size;
-    while (aligned_ckc && ctx->mem_cache_bytes && ckc / 2 >= p->ckc / 8 && ckc % 2 == 0 &&
-           ckc / 2 * size * 8 % align_bits == 0 &&
-           (uint64_t)ckc * panel_row > ctx->mem_cache_bytes / 4)
-        ckc /= 2;
-    size_t kc = aligned_ckc && ckc < g->k ? ckc : g->k;
     gpumat_status status = GPUMAT_OK;
     for (size_t k0 = 0; k0 < g->k && status == GPUMAT_OK; k0 += kc) {
         gpumat__gemm_call call = *g;
         call.k = kc < g->k - k0 ? kc : g->k - k0;
         call.beta = k0 ? 1.0 : g->beta;
-        cl_mem sub[2] = {NULL, NULL};
-        size_t offset[2] = {g->trans_a ? k0 * g->lda : k0, g->trans_b ? k0 : k0 * g->ldb};
-        for (int i = 0; i < 2 && k0 && status == GPUMAT_OK; ++i) {
-            cl_mem whole = i ? g->b : g->a;
-            size_t bytes = 0;
-            cl_int err = clGetMemObjectInfo(whole, CL_MEM_SIZE, sizeof bytes, &bytes, NULL);
-            cl_buffer_region region = {offset[i] * size, bytes - offset[i] * size};
-            if (err == CL_SUCCESS)
-                sub[i] = clCreateSubBuffer(whole, 0, CL_BUFFER_CREATE_TYPE_REGION, &region, &err);
-            if (err != CL_SUCCESS)
-                status = gpumat__fail_cl(ctx, err, "gemm: clCreateSubBuffer(%zu bytes on)",
-                                         offset[i] * size);
-        }
-        if (k0) {
-            call.a = sub[0];
-            call.b = sub[1];
-        }
+        size_t a_off = g->trans_a ? k0 * g->lda : k0, b_off = g->trans_b ? k0 : k0 * g->ldb;
         /* B or B^T in panels of `width` columns; A^T (TN, TT) in panels of
-         * cmr rows.  (TT packed this way stores C in rows: in passes over
-         * k, the C^T form's scattered stores, read back every pass, cost
-         * half its speed at 4096^3.) */
-        cl_mem a = call.a, b = call.b;
-        if (status == GPUMAT_OK)
-            status = cpu_pack(ctx, g->dtype, 0, b, g->n, call.k, g->ldb, g->trans_b, width,
-                              &call.b);
+         * cmr rows, else A read in place from a_off.  (TT packed this way
+         * stores C in rows: in passes over k, the C^T form's scattered
+         * stores, read back every pass, cost half its speed at 4096^3.) */
+        status = cpu_pack(ctx, g->dtype, 0, g->b, b_off, g->n, call.k, g->ldb, g->trans_b,
+                          width, &call.b);
         if (status == GPUMAT_OK && g->trans_a)
-            status = cpu_pack(ctx, g->dtype, 1, a, g->m, call.k, g->lda, false, p->cmr, &call.a);
+            status = cpu_pack(ctx, g->dtype, 1, g->a, a_off, g->m, call.k, g->lda, false, p->cmr,
+                              &call.a);
+        cl_kernel kernel;
         if (status == GPUMAT_OK)
-            status = launch(ctx, &call, GPUMAT__PROGRAM_GEMM_CPU, name, global, local);
-        for (int i = 0; i < 2; ++i)
-            if (sub[i])
-                clReleaseMemObject(sub[i]);
+            status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, g->dtype, name, &kernel);
+        if (status == GPUMAT_OK)
+            status = gemm_args(ctx, kernel, name, &call);
+        cl_ulong aoff = g->trans_a ? 0 : a_off;
+        if (status == GPUMAT_OK)
+            status = gpumat__set_args_from(ctx, kernel, name, 11, 1, sizeof aoff,
+                                           (const void *)&aoff);
+        if (status == GPUMAT_OK)
+            status = gpumat__launch(ctx, kernel, name, 2, global, local);
     }
     return status;
 }
@@ -235,31 +245,20 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, c
     const char *sk_name = sk_names[g->trans_a][g->trans_b];
     size_t tiles_m = gpumat__round_up(g->m, tile[0]) / tile[0];
     size_t tiles_n = gpumat__round_up(g->n, tile[1]) / tile[1], tiles = tiles_m * tiles_n;
-    size_t rows = (tiles - tiles % waves) / tiles_n, first_tile = rows * tiles_n;
-    gpumat_status status = GPUMAT_OK;
+    size_t rows = (tiles - tiles % waves) / tiles_n;
+    /* xrows: the full waves exactly, xrows tile rows and, from the grid's
+     * extra column, the first xrows tiles of the next. */
+    size_t first_tile = xrows ? xrows * (tiles_n + 1) : rows * tiles_n;
     size_t local[2] = {tile[4], tile[3]};
-    if (xrows) {
-        /* The full waves exactly: xrows tile rows and, from the grid's
-         * extra column, the first xrows tiles of the next. */
-        size_t global[2] = {(tiles_n + 1) * tile[4], xrows * tile[3]};
-        size_t offset[2] = {tiles_n + 1, 0};
-        status = launch_at(ctx, g, GPUMAT__PROGRAM_GEMM, name, offset, global, local);
-        first_tile = xrows * (tiles_n + 1);
-    } else if (rows) {
-        gpumat__gemm_call top = *g;
-        top.m = rows * tile[0];
-        size_t global[2] = {tiles_n * tile[4], rows * tile[3]};
-        status = launch(ctx, &top, GPUMAT__PROGRAM_GEMM, name, global, local);
-    }
-    if (status != GPUMAT_OK)
-        return status;
+    /* The split part's scratch, kernel and arguments first: a failure
+     * there must come before the plain part has written C. */
     cl_int n_tiles = (cl_int)tiles_n, first = (cl_int)first_tile;
     cl_int iters = (cl_int)((g->k + tile[2] - 1) / tile[2]);
     cl_long total = (cl_long)(tiles - first_tile) * iters;
     cl_long per = (total + (cl_long)waves - 1) / (cl_long)waves;
     size_t tile_bytes = (size_t)tile[0] * tile[1] * gpumat_dtype_size(g->dtype);
-    status = sk_buffer(ctx, &ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes, 2 * waves * tile_bytes,
-                       false);
+    gpumat_status status = sk_buffer(ctx, &ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes,
+                                     2 * waves * tile_bytes, false);
     if (status == GPUMAT_OK)
         status = sk_buffer(ctx, &ctx->gemm_sk_counts, &ctx->gemm_sk_counts_bytes,
                            (tiles - first_tile) * sizeof(cl_int), true);
@@ -276,6 +275,16 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, c
                                        (const void *)&per, sizeof total, (const void *)&total,
                                        sizeof(cl_mem), (const void *)&ctx->gemm_sk_sums,
                                        sizeof(cl_mem), (const void *)&ctx->gemm_sk_counts);
+    if (status == GPUMAT_OK && xrows) {
+        size_t global[2] = {(tiles_n + 1) * tile[4], xrows * tile[3]};
+        size_t offset[2] = {tiles_n + 1, 0};
+        status = launch_at(ctx, g, GPUMAT__PROGRAM_GEMM, name, offset, global, local);
+    } else if (status == GPUMAT_OK && rows) {
+        gpumat__gemm_call top = *g;
+        top.m = rows * tile[0];
+        size_t global[2] = {tiles_n * tile[4], rows * tile[3]};
+        status = launch(ctx, &top, GPUMAT__PROGRAM_GEMM, name, global, local);
+    }
     size_t global[2] = {waves * tile[4], tile[3]};
     return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, sk_name, 2, global, local) : status;
 }
@@ -314,13 +323,14 @@ static bool pack_fits(const gpumat_context *ctx, int slot, double bytes)
 }
 
 /* *dst = src transposed (src: a dense rows x cols matrix of dtype), in
- * the context's pack buffer `slot`. */
+ * the context's pack buffer `slot`; *made false, and nothing copied, when
+ * that buffer cannot be had. */
 static gpumat_status copy_transposed(gpumat_context *ctx, gpumat_dtype dtype, int slot,
-                                     size_t rows, size_t cols, cl_mem src, cl_mem *dst)
+                                     size_t rows, size_t cols, cl_mem src, cl_mem *dst,
+                                     bool *made)
 {
-    gpumat_status status = pack_buffer(ctx, dtype, slot, rows * cols, dst);
-    return status == GPUMAT_OK ? gpumat__transpose_buffer(ctx, dtype, rows, cols, src, *dst)
-                               : status;
+    *made = pack_buffer(ctx, dtype, slot, rows * cols, dst);
+    return *made ? gpumat__transpose_buffer(ctx, dtype, rows, cols, src, *dst) : GPUMAT_OK;
 }
 
 /* A big-tile product g as the same product with an operand copied into
@@ -329,8 +339,8 @@ static gpumat_status copy_transposed(gpumat_context *ctx, gpumat_dtype dtype, in
  * and runs 2-6% faster than NN, NT and TT there; a transposed copy costs
  * about 1.9% of a 4096^3 product and less of larger ones.  The copies
  * live in the context's pack buffers (slot 0 A^T, slot 1 B), kept between
- * calls; a copy that would not fit (pack_fits) is not made.  *out is g,
- * or the rewritten product. */
+ * calls; a copy that would not fit (pack_fits), or whose buffer the device
+ * cannot allocate now, is not made.  *out is g, or the rewritten product. */
 static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call *g,
                                    gpumat__gemm_call *out)
 {
@@ -345,17 +355,27 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
     if (p->pack_b && g->trans_b && g->m >= p->pack_b &&
         volume >= (double)p->pack_b * p->pack_b * p->pack_b &&
         pack_fits(ctx, 1, (double)g->k * g->n * size)) {
-        status = copy_transposed(ctx, g->dtype, 1, g->n, g->k, g->b, &out->b);
-        out->trans_b = false;
-        out->ldb = g->n;
+        bool made;
+        status = copy_transposed(ctx, g->dtype, 1, g->n, g->k, g->b, &out->b, &made);
+        if (made) {
+            out->trans_b = false;
+            out->ldb = g->n;
+        } else {
+            out->b = g->b;
+        }
     }
     if (status == GPUMAT_OK && p->pack_a && g->dtype == GPUMAT_F32 && !g->trans_a &&
         !out->trans_b && g->n >= p->pack_a &&
         volume >= (double)p->pack_a * p->pack_a * p->pack_a &&
         pack_fits(ctx, 0, (double)g->m * g->k * size)) {
-        status = copy_transposed(ctx, g->dtype, 0, g->m, g->k, g->a, &out->a);
-        out->trans_a = true;
-        out->lda = g->m;
+        bool made;
+        status = copy_transposed(ctx, g->dtype, 0, g->m, g->k, g->a, &out->a, &made);
+        if (made) {
+            out->trans_a = true;
+            out->lda = g->m;
+        } else {
+            out->a = g->a;
+        }
     }
     return status;
 }
@@ -401,7 +421,9 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
                         (gpumat__round_up(g->n, bnwg) / bnwg);
     size_t small_groups = gpumat__round_up(g->m, p->smwg) / p->smwg *
                           (gpumat__round_up(g->n, p->snwg) / p->snwg);
-    size_t cus = ctx->info.compute_units;
+    /* A driver that did not say how many compute units it has (0) is taken
+     * to have one: the dispatch below divides by it. */
+    size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
     /* 0 big, 1 small, 2 tiny: the largest tile that still fills the device.
      * A tiny tile does less work per loaded element, so nvidia-gpu's
      * TINYPCT is half its SMALLPCT (H100: dgemm 8192x64x8192, 128 small

@@ -266,8 +266,8 @@ static void test_stats_arguments(void **state)
 /* gpumat_context_kernel_notes: errors name the argument; no program with
  * a device rewrite (none on a CPU device, and none before any build) gives
  * "", written over whatever buf held.  On NVIDIA GPUs (nvidia-gpu) the
- * float GEMM program's PTX passes are noted once it is built, kept or not,
- * and a short buf takes the note's start. */
+ * float GEMM program's PTX passes may be noted once it is built (on sm_90
+ * and newer, kept or not), and a short buf takes the note's start. */
 static void test_kernel_notes(void **state)
 {
     (void)state;
@@ -294,7 +294,7 @@ static void test_kernel_notes(void **state)
     assert_int_equal(gpumat_finish(ctx), GPUMAT_OK);
     memset(buf, 'x', sizeof buf);
     assert_int_equal(gpumat_context_kernel_notes(ctx, buf, sizeof buf), GPUMAT_OK);
-    if (strcmp(gpumat_context_profile(ctx), "nvidia-gpu") == 0) {
+    if (strcmp(gpumat_context_profile(ctx), "nvidia-gpu") == 0 && buf[0]) {
         const char *start = "gemm f32: PTX passes ";
         assert_true(strlen(buf) > strlen(start));
         assert_memory_equal(buf, start, strlen(start));
@@ -358,9 +358,10 @@ static void test_key_holds_what_the_program_reads(void **state)
     use_cache_dir(dir);
     expect_stats(run_ops(OP_TRANSPOSE), 0, 1);
 
-    /* Valid for every shipped profile: GEMM depths and the host-side
-     * tile choice, none of which cl/transpose.cl reads. */
-    setenv("GPUMAT_KERNEL_PARAMS", "KWG=8,KWG64=8,SMALLPCT=50", 1);
+    /* Valid for every shipped profile (KWG 32 keeps whole pieces of
+     * every big float tile, and fits 48 KiB): a GEMM depth and the
+     * host-side tile choice, neither of which cl/transpose.cl reads. */
+    setenv("GPUMAT_KERNEL_PARAMS", "KWG=32,SMALLPCT=50", 1);
     run_result r = run_ops(OP_TRANSPOSE);
     if (r.stats.cache_hits != 1 || r.stats.cache_misses != 0)
         fail_msg("GEMM parameters changed: expected the transpose program from the cache, got "

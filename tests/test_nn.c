@@ -524,8 +524,44 @@ static void sum_cols_suite(gpumat_dtype dt)
     }
 }
 
+/* The bound above is loose for tall float columns (100003 rows: several
+ * hundred against sums of ~200), so tall shapes are also summed from
+ * whole numbers in [-8, 8], whose partial sums are exact in either type in
+ * any order: the result must match exactly, and a dropped or repeated
+ * chunk of rows shows. */
+static void sum_cols_exact_suite(gpumat_dtype dt)
+{
+    if (!dtype_ok(dt))
+        return;
+    tu_rng rng;
+    rng_for_test(&rng);
+    static const size_t shapes[][2] = {{4099, 1}, {1023, 777}, {100003, 3}, {20011, 65}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
+        size_t r = shapes[s][0], c = shapes[s][1];
+        double *ha = xmalloc(r * c * sizeof *ha), *ref = xmalloc(c * sizeof *ref);
+        for (size_t j = 0; j < c; ++j)
+            ref[j] = 0;
+        for (size_t i = 0; i < r * c; ++i) {
+            ha[i] = (double)(int)(tu_rng_next(&rng) % 17) - 8;
+            ref[i % c] += ha[i];
+        }
+        gpumat_matrix *a = mat_of(ha, r, c, dt), *v = poisoned(1, c, dt);
+        TU_CHECK_OK(gpumat_sum_cols(v, a));
+        char what[128];
+        snprintf(what, sizeof what, "sum_cols %zux%zu %s, whole numbers", r, c,
+                 tu_dtype_name(dt));
+        expect_matrix(what, v, ref, NULL, 0);
+        gpumat_matrix_destroy(a);
+        gpumat_matrix_destroy(v);
+        free(ha);
+        free(ref);
+    }
+}
+
 static void test_sum_cols_f32(void **state) { (void)state; sum_cols_suite(GPUMAT_F32); }
 static void test_sum_cols_f64(void **state) { (void)state; sum_cols_suite(GPUMAT_F64); }
+static void test_sum_cols_exact_f32(void **state) { (void)state; sum_cols_exact_suite(GPUMAT_F32); }
+static void test_sum_cols_exact_f64(void **state) { (void)state; sum_cols_exact_suite(GPUMAT_F64); }
 
 /* ---- softmax, argmax, cross-entropy --------------------------------------------- */
 
@@ -1392,6 +1428,8 @@ int main(void)
         cmocka_unit_test(test_add_row_vector_f64),
         cmocka_unit_test(test_sum_cols_f32),
         cmocka_unit_test(test_sum_cols_f64),
+        cmocka_unit_test(test_sum_cols_exact_f32),
+        cmocka_unit_test(test_sum_cols_exact_f64),
         cmocka_unit_test(test_softmax_f32),
         cmocka_unit_test(test_softmax_f64),
         cmocka_unit_test(test_argmax_f32),

@@ -352,11 +352,17 @@ static gpumat_context *create_with_params(const char *set, gpumat_status *status
         setenv("GPUMAT_KERNEL_PARAMS", set, 1);
     else
         unsetenv("GPUMAT_KERNEL_PARAMS");
+    /* The shipped parameters, not a tuning file's (with GPUMAT_KERNEL_PARAMS
+     * set the file is not read anyway). */
+    tu_saved_env saved_tuning;
+    tu_env_save(&saved_tuning, "GPUMAT_TUNING");
+    tu_env_set("GPUMAT_TUNING", "off");
     gpumat_options opt;
     gpumat_options_init(&opt);
     opt.gemm_backend = GPUMAT_GEMM_NATIVE;
     gpumat_context *ctx = (gpumat_context *)(uintptr_t)1;
     *status = gpumat_context_create(&ctx, &opt);
+    tu_env_restore(&saved_tuning);
     unsetenv("GPUMAT_PROFILE");
     unsetenv("GPUMAT_KERNEL_PARAMS");
     return *status == GPUMAT_OK ? ctx : NULL;

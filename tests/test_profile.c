@@ -76,6 +76,28 @@ static void test_by_vendor_and_type(void **state)
     }
 }
 
+/* The vendors' profiles fit the limits their GPUs report (not only the
+ * ample ones above): an H100 through NVIDIA's driver (48 KiB of local
+ * memory, 1024 work-items), AMD's ROCm (64 KiB, 256), Intel's (64 KiB,
+ * 512 on some parts). */
+static void test_reported_limits(void **state)
+{
+    (void)state;
+    gpumat_device_info d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_NVIDIA, "NVIDIA H100 80GB HBM3");
+    d.compute_units = 132;
+    d.local_memory_bytes = 48 * 1024;
+    d.max_work_group_size = 1024;
+    assert_string_equal(profile_of(&d), "nvidia-gpu");
+    d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_AMD, "gfx942:sramecc+:xnack-");
+    d.local_memory_bytes = 64 * 1024;
+    d.max_work_group_size = 256;
+    assert_string_equal(profile_of(&d), "amd-gpu");
+    d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_INTEL, "Intel(R) Arc(TM) A770 Graphics");
+    d.local_memory_bytes = 64 * 1024;
+    d.max_work_group_size = 512;
+    assert_string_equal(profile_of(&d), "intel-gpu");
+}
+
 /* A GPU whose work-groups or local memory are smaller than its vendor's
  * profile needs gets generic-gpu (64 work-items), which every device that
  * can run OpenCL 1.2 kernels of this size fits. */
@@ -117,6 +139,7 @@ int main(void)
     tu_init("test_profile");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_by_vendor_and_type),
+        cmocka_unit_test(test_reported_limits),
         cmocka_unit_test(test_small_devices),
         cmocka_unit_test(test_every_profile_listed),
     };

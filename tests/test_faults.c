@@ -1,0 +1,192 @@
+/*
+ * test_faults.c - GEMM when the device refuses memory.  gpumat.h promises
+ * that a failed call leaves every object as it was, and the copies that
+ * only speed a product up (the CPU kernels' panels, NVIDIA's transposed
+ * copies of A) are optional: without room for them the product runs in
+ * place and succeeds.
+ *
+ * This program defines clCreateBuffer itself: the library, linked in
+ * statically, calls this one, which passes every call on to the OpenCL
+ * loader's (dlsym RTLD_NEXT) except while a test has armed it.  Each
+ * test first runs its product once (so that programs are built and the
+ * context's scratch exists), gives the scratch back with
+ * gpumat_context_trim() so that the next product must allocate again,
+ * then arms the refusal around that product.  The nvidia-gpu parameters
+ * are forced on whatever device runs the tests (their kernels are
+ * portable; PoCL's two compute units make 640 x 384 a split product).
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpumat.h" /* and through it, CL/cl.h */
+#include "test_util.h"
+
+#define MSG_SIZE 1024
+
+static int g_armed;    /* while set, clCreateBuffer refuses */
+static int g_refused;  /* how many it refused */
+
+CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags,
+                                               size_t size, void *host_ptr,
+                                               cl_int *errcode_ret)
+{
+    typedef cl_mem(CL_API_CALL * create_fn)(cl_context, cl_mem_flags, size_t, void *, cl_int *);
+    static create_fn real;
+    if (g_armed) {
+        ++g_refused;
+        if (errcode_ret)
+            *errcode_ret = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+        return NULL;
+    }
+    if (!real) {
+        void *sym = dlsym(RTLD_NEXT, "clCreateBuffer");
+        memcpy(&real, &sym, sizeof real);
+    }
+    if (!real) {
+        if (errcode_ret)
+            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
+    return real(context, flags, size, host_ptr, errcode_ret);
+}
+
+static tu_saved_env g_saved[3];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    tu_env_save(&g_saved[0], "GPUMAT_PROFILE");
+    tu_env_save(&g_saved[1], "GPUMAT_KERNEL_PARAMS");
+    tu_env_save(&g_saved[2], "GPUMAT_TUNING");
+    tu_env_set("GPUMAT_TUNING", "off");
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; ++i)
+        tu_env_restore(&g_saved[i]);
+    return 0;
+}
+
+/* A native-backend context under `profile` (NULL: the device's own) and
+ * `params`. */
+static gpumat_context *context(const char *profile, const char *params)
+{
+    tu_env_set("GPUMAT_PROFILE", profile);
+    tu_env_set("GPUMAT_KERNEL_PARAMS", params);
+    gpumat_options o;
+    gpumat_options_init(&o);
+    o.gemm_backend = GPUMAT_GEMM_NATIVE;
+    gpumat_context *ctx = NULL;
+    gpumat_status s = gpumat_context_create(&ctx, &o);
+    tu_env_set("GPUMAT_PROFILE", NULL);
+    tu_env_set("GPUMAT_KERNEL_PARAMS", NULL);
+    if (s != GPUMAT_OK)
+        fail_msg("context (%s, %s): %s: %s", profile ? profile : "default",
+                 params ? params : "", gpumat_strerror(s), gpumat_last_error(NULL));
+    return ctx;
+}
+
+/* The product once as a warm-up, then again with every allocation
+ * refused; returns the second call's status, with g still prepared (its
+ * C as that call left it). */
+static gpumat_status refused_run(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k,
+                                 tu_gemm_case *g)
+{
+    char msg[MSG_SIZE];
+    if (!tu_check_gemm(ctx, rng, m, n, k, 0, 0, 1.5, 0.5, msg, sizeof msg))
+        fail_msg("warm-up: %s", msg);
+    TU_CHECK_OK(gpumat_context_trim(ctx));
+    TU_CHECK_OK(tu_gemm_prepare(ctx, rng, m, n, k, 0, 0, 1.5, 0.5, g));
+    g_refused = 0;
+    g_armed = 1;
+    gpumat_status s = tu_gemm_run(g);
+    g_armed = 0;
+    if (g_refused == 0)
+        fail_msg("gemm %zux%zux%zu made no allocation to refuse: the test no longer reaches "
+                 "the path it is for", m, n, k);
+    return s;
+}
+
+/* Optional copies: the product succeeds without them, and is right. */
+static void expect_runs_in_place(gpumat_context *ctx, size_t m, size_t n, size_t k)
+{
+    tu_rng rng;
+    tu_rng_init(&rng, 1);
+    tu_gemm_case g;
+    gpumat_status s = refused_run(ctx, &rng, m, n, k, &g);
+    char msg[MSG_SIZE];
+    if (!tu_gemm_check(&g, s, msg, sizeof msg))
+        fail_msg("with its copies refused: %s", msg);
+}
+
+static void test_cpu_panels_refused(void **state)
+{
+    (void)state;
+    /* The cpu profile's packed kernels, in passes of 64 values of k. */
+    gpumat_context *ctx = context("cpu", "CPACK=1,CKC=64");
+    expect_runs_in_place(ctx, 150, 130, 200);
+    gpumat_context_destroy(ctx);
+}
+
+static void test_transposed_copy_refused(void **state)
+{
+    (void)state;
+    /* Every float NN product on the big tile as TN on a copy of A^T. */
+    gpumat_context *ctx = context("nvidia-gpu", "PACKA=1,SMALLPCT=1,SKG=0");
+    expect_runs_in_place(ctx, 256, 512, 128);
+    gpumat_context_destroy(ctx);
+}
+
+/* Stream-K's scratch is not optional: the call fails, names it, and C
+ * keeps every value it had (the plain part, queued after the scratch,
+ * never ran). */
+static void test_split_scratch_refused(void **state)
+{
+    (void)state;
+    gpumat_context *ctx = context("nvidia-gpu", "SMALLPCT=1,SKFILL=100,SKFILL64=100");
+    tu_rng rng;
+    tu_rng_init(&rng, 2);
+    tu_gemm_case g;
+    gpumat_status s = refused_run(ctx, &rng, 640, 384, 64, &g);
+    if (s != GPUMAT_ERR_OUT_OF_MEMORY || !strstr(gpumat_last_error(ctx), "stream-K"))
+        fail_msg("expected GPUMAT_ERR_OUT_OF_MEMORY naming the stream-K scratch, got %d (%s): "
+                 "%s", (int)s, gpumat_strerror(s), gpumat_last_error(ctx));
+    double *out = malloc(640 * 384 * sizeof *out);
+    assert_non_null(out);
+    TU_CHECK_OK(tu_download(g.c, out));
+    char msg[MSG_SIZE];
+    int same = tu_compare("c after the failed gemm", 640, 384, out, g.hc, NULL, 0, msg, sizeof msg);
+    free(out);
+    gpumat_matrix_destroy(g.a);
+    gpumat_matrix_destroy(g.b);
+    gpumat_matrix_destroy(g.c);
+    free(g.ha);
+    free(g.hb);
+    free(g.hc);
+    gpumat_context_destroy(ctx);
+    if (!same)
+        fail_msg("%s", msg);
+}
+
+int main(void)
+{
+    tu_init("test_faults");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cpu_panels_refused),
+        cmocka_unit_test(test_transposed_copy_refused),
+        cmocka_unit_test(test_split_scratch_refused),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
