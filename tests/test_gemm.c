@@ -438,6 +438,22 @@ static void test_large(void **state)
     if (tu_has_fp64(ctx))
         run_gemm(ctx, g->label, &rng, GPUMAT_F64, GPUMAT_TRANS, GPUMAT_NO_TRANS,
                  &ab_cases[AB_FULL], 8, 16384, 600, 0);
+    /* GPUs: several waves of big tiles and a partly filled last one, which
+     * nvidia-gpu splits along k (on an H100, 2048 x 2688 is 336 float
+     * tiles over waves of 264, with the extra-column layout for NN, TN
+     * and NT; 1536^2 is 144 double tiles over waves of 132).  The shapes
+     * above are sized for PoCL's two compute units, on which a GPU runs
+     * the small tiles. */
+    gpumat_device_info info;
+    TU_CHECK_OK(gpumat_context_device(ctx, &info));
+    if (info.compute_units >= 16) {
+        for (int op = 0; op < 4; ++op)
+            run_gemm(ctx, g->label, &rng, GPUMAT_F32, (gpumat_op)(op >> 1),
+                     (gpumat_op)(op & 1), &ab_cases[op == 3 ? 0 : AB_FULL], 2048, 2688, 256, 0);
+        if (tu_has_fp64(ctx))
+            run_gemm(ctx, g->label, &rng, GPUMAT_F64, GPUMAT_NO_TRANS, GPUMAT_TRANS,
+                     &ab_cases[AB_FULL], 1536, 1536, 512, 0);
+    }
 }
 
 /* Every op combination on every representative shape; F32 gets every
