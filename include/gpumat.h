@@ -371,7 +371,9 @@ GPUMAT_API void gpumat_matrix_destroy(gpumat_matrix *m);
  *  Large transfers from ordinary (pageable) memory go through pinned
  *  staging buffers in chunks, copied by several threads so that the copy
  *  into staging keeps pace with the DMA; memory from gpumat_host_alloc()
- *  is transferred directly. */
+ *  is transferred directly.  The one exception to "a failed call leaves
+ *  its objects as they were": a staged upload that fails part way may
+ *  leave some of m's chunks written (m stays usable; upload again). */
 GPUMAT_API gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host);
 
 /** Waits for the work queued on the matrix, then copies its rows*cols

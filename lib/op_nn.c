@@ -311,11 +311,23 @@ gpumat_status gpumat_softmax_cross_entropy(gpumat_matrix *loss, gpumat_matrix *d
     gpumat__real inv_rows = gpumat__real_of(logits->dtype, 1.0 / (double)m);
     cl_mem grad = dlogits ? dlogits->buffer : NULL, row_loss = NULL;
     size_t global, local, elem = gpumat_dtype_size(logits->dtype);
-    cl_kernel kernel;
+    size_t mean_local = 0;
+    cl_kernel kernel, mean = NULL;
     pthread_mutex_lock(&ctx->lock);
     /* The rows' losses are reduced to their mean by a second, single
-     * work-group kernel, so the result does not depend on timing. */
+     * work-group kernel, so the result does not depend on timing.  It is
+     * set up first: once the first kernel has written dlogits (which may
+     * be logits itself), nothing but the last launch may fail. */
     status = loss ? gpumat__temp_buffer(ctx, fn, logits->dtype, m, &row_loss) : GPUMAT_OK;
+    if (status == GPUMAT_OK && loss)
+        status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, logits->dtype, "sum_scaled", &mean);
+    if (status == GPUMAT_OK && loss)
+        status = gpumat__ml_local_size(ctx, mean, "sum_scaled", ctx->profile.elementwise_wg,
+                                       &mean_local);
+    if (status == GPUMAT_OK && loss)
+        status = gpumat__set_args(ctx, mean, "sum_scaled", 5, GPUMAT__ARG(rows),
+                                  GPUMAT__ARG(row_loss), GPUMAT__REAL_ARG(inv_rows),
+                                  GPUMAT__ARG(loss->buffer), GPUMAT__LOCAL(mean_local * elem));
     if (status == GPUMAT_OK)
         status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, logits->dtype, "softmax_xent", &kernel);
     if (status == GPUMAT_OK)
@@ -328,18 +340,8 @@ gpumat_status gpumat_softmax_cross_entropy(gpumat_matrix *loss, gpumat_matrix *d
                                   GPUMAT__LOCAL(local * elem));
     if (status == GPUMAT_OK)
         status = gpumat__launch(ctx, kernel, "softmax_xent", 1, &global, &local);
-    if (status == GPUMAT_OK && loss) {
-        status = gpumat__kernel(ctx, GPUMAT__PROGRAM_ML, logits->dtype, "sum_scaled", &kernel);
-        if (status == GPUMAT_OK)
-            status = gpumat__ml_local_size(ctx, kernel, "sum_scaled",
-                                           ctx->profile.elementwise_wg, &local);
-        if (status == GPUMAT_OK)
-            status = gpumat__set_args(ctx, kernel, "sum_scaled", 5, GPUMAT__ARG(rows),
-                                      GPUMAT__ARG(row_loss), GPUMAT__REAL_ARG(inv_rows),
-                                      GPUMAT__ARG(loss->buffer), GPUMAT__LOCAL(local * elem));
-        if (status == GPUMAT_OK)
-            status = gpumat__launch(ctx, kernel, "sum_scaled", 1, &local, &local);
-    }
+    if (status == GPUMAT_OK && loss)
+        status = gpumat__launch(ctx, mean, "sum_scaled", 1, &mean_local, &mean_local);
     pthread_mutex_unlock(&ctx->lock);
     if (row_loss)
         clReleaseMemObject(row_loss);

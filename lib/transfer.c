@@ -275,10 +275,13 @@ static void upload_chunks(staged_job *job, unsigned first_area)
         memcpy(s->areas[i]->host, job->host + off, len);
         err = clEnqueueWriteBuffer(job->ctx->queue, job->buffer, CL_FALSE, off, len,
                                    s->areas[i]->host, 0, NULL, &s->pending[i]);
-        if (err == CL_SUCCESS)
+        const char *call = "clEnqueueWriteBuffer";
+        if (err == CL_SUCCESS) {
+            call = "clFlush";
             err = clFlush(job->ctx->queue); /* start the DMA now, not at the next wait */
+        }
         if (err != CL_SUCCESS) {
-            job_fail(job, err, "clEnqueueWriteBuffer", off, len);
+            job_fail(job, err, call, off, len);
             return;
         }
     }
@@ -296,13 +299,18 @@ static void download_chunks(staged_job *job, unsigned first_area)
         if (c < job->chunks) {
             size_t off = c * GPUMAT__STAGING_CHUNK, len = chunk_length(job, c);
             cl_int err = settle(s, i); /* a previous upload's DMA may still read it */
-            if (err == CL_SUCCESS)
+            const char *call = "clWaitForEvents";
+            if (err == CL_SUCCESS) {
+                call = "clEnqueueReadBuffer";
                 err = clEnqueueReadBuffer(job->ctx->queue, job->buffer, CL_FALSE, off, len,
                                           s->areas[i]->host, 0, NULL, &s->pending[i]);
-            if (err == CL_SUCCESS)
+            }
+            if (err == CL_SUCCESS) {
+                call = "clFlush";
                 err = clFlush(job->ctx->queue);
+            }
             if (err != CL_SUCCESS) {
-                job_fail(job, err, "clEnqueueReadBuffer", off, len);
+                job_fail(job, err, call, off, len);
                 c = SIZE_MAX;
             }
             chunk[i - first_area] = c < job->chunks ? c : SIZE_MAX;

@@ -5,11 +5,11 @@
  * copies of A) are optional: without room for them the product runs in
  * place and succeeds.
  *
- * This program defines clCreateBuffer itself: the library, linked in
- * statically, calls this one, which passes every call on to the OpenCL
- * loader's (dlsym RTLD_NEXT) except while a test has armed it.  Each
- * test first runs its product once (so that programs are built and the
- * context's scratch exists), gives the scratch back with
+ * This program defines clCreateBuffer and clCreateKernel itself: the
+ * library, linked in statically, calls these, which pass every call on to
+ * the OpenCL loader's (dlsym RTLD_NEXT) except while a test has armed
+ * them.  Each GEMM test first runs its product once (so that programs are
+ * built and the context's scratch exists), gives the scratch back with
  * gpumat_context_trim() so that the next product must allocate again,
  * then arms the refusal around that product.  The nvidia-gpu parameters
  * are forced on whatever device runs the tests (their kernels are
@@ -34,6 +34,7 @@
 
 static int g_armed;    /* while set, clCreateBuffer refuses */
 static int g_refused;  /* how many it refused */
+static const char *g_refused_kernel; /* clCreateKernel refuses this name */
 
 CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags,
                                                size_t size, void *host_ptr,
@@ -57,6 +58,29 @@ CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags 
         return NULL;
     }
     return real(context, flags, size, host_ptr, errcode_ret);
+}
+
+CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char *kernel_name,
+                                                  cl_int *errcode_ret)
+{
+    typedef cl_kernel(CL_API_CALL * create_fn)(cl_program, const char *, cl_int *);
+    static create_fn real;
+    if (g_refused_kernel && kernel_name && strcmp(kernel_name, g_refused_kernel) == 0) {
+        ++g_refused;
+        if (errcode_ret)
+            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
+    if (!real) {
+        void *sym = dlsym(RTLD_NEXT, "clCreateKernel");
+        memcpy(&real, &sym, sizeof real);
+    }
+    if (!real) {
+        if (errcode_ret)
+            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
+        return NULL;
+    }
+    return real(program, kernel_name, errcode_ret);
 }
 
 static tu_saved_env g_saved[3];
@@ -180,6 +204,48 @@ static void test_split_scratch_refused(void **state)
         fail_msg("%s", msg);
 }
 
+/* softmax_cross_entropy with the loss runs two kernels, the first
+ * writing dlogits (here logits itself, in place); the second's kernel is
+ * refused on a fresh context: the call fails and logits keeps its
+ * values. */
+static void test_second_kernel_refused(void **state)
+{
+    (void)state;
+    gpumat_context *ctx = context(NULL, NULL);
+    enum { ROWS = 37, CLASSES = 11 };
+    tu_rng rng;
+    tu_rng_init(&rng, 3);
+    gpumat_matrix *logits, *labels, *loss;
+    double *hl, hy[ROWS];
+    TU_CHECK_OK(tu_random_matrix(ctx, &rng, ROWS, CLASSES, GPUMAT_F32, &logits, &hl));
+    for (size_t i = 0; i < ROWS; ++i)
+        hy[i] = (double)(tu_rng_next(&rng) % CLASSES);
+    TU_CHECK_OK(gpumat_matrix_create(ctx, ROWS, 1, GPUMAT_F32, &labels));
+    TU_CHECK_OK(tu_upload(labels, hy));
+    TU_CHECK_OK(gpumat_matrix_create(ctx, 1, 1, GPUMAT_F32, &loss));
+    g_refused = 0;
+    g_refused_kernel = "sum_scaled";
+    gpumat_status s = gpumat_softmax_cross_entropy(loss, logits, logits, labels);
+    g_refused_kernel = NULL;
+    if (g_refused == 0)
+        fail_msg("softmax_cross_entropy never created sum_scaled: the test no longer reaches "
+                 "the path it is for");
+    if (s == GPUMAT_OK)
+        fail_msg("softmax_cross_entropy succeeded without its second kernel");
+    double out[ROWS * CLASSES];
+    TU_CHECK_OK(tu_download(logits, out));
+    char msg[MSG_SIZE];
+    int same = tu_compare("logits after the failed softmax_cross_entropy", ROWS, CLASSES, out, hl,
+                          NULL, 0, msg, sizeof msg);
+    gpumat_matrix_destroy(logits);
+    gpumat_matrix_destroy(labels);
+    gpumat_matrix_destroy(loss);
+    free(hl);
+    gpumat_context_destroy(ctx);
+    if (!same)
+        fail_msg("%s", msg);
+}
+
 int main(void)
 {
     tu_init("test_faults");
@@ -187,6 +253,7 @@ int main(void)
         cmocka_unit_test(test_cpu_panels_refused),
         cmocka_unit_test(test_transposed_copy_refused),
         cmocka_unit_test(test_split_scratch_refused),
+        cmocka_unit_test(test_second_kernel_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
