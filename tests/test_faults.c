@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,50 +37,49 @@ static int g_armed;    /* while set, clCreateBuffer refuses */
 static int g_refused;  /* how many it refused */
 static const char *g_refused_kernel; /* clCreateKernel refuses this name */
 
+/* The loader's function `name` (into *fn, a function pointer), or false
+ * with *err set. */
+static bool loader_function(const char *name, void *fn, size_t size, cl_int *err)
+{
+    void *sym = dlsym(RTLD_NEXT, name);
+    if (!sym) {
+        if (err)
+            *err = CL_OUT_OF_HOST_MEMORY;
+        return false;
+    }
+    memcpy(fn, &sym, size);
+    return true;
+}
+
+/* A refusal: the error, a count, and no object. */
+static void *refuse(cl_int code, cl_int *err)
+{
+    ++g_refused;
+    if (err)
+        *err = code;
+    return NULL;
+}
+
 CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags flags,
                                                size_t size, void *host_ptr,
                                                cl_int *errcode_ret)
 {
-    typedef cl_mem(CL_API_CALL * create_fn)(cl_context, cl_mem_flags, size_t, void *, cl_int *);
-    static create_fn real;
-    if (g_armed) {
-        ++g_refused;
-        if (errcode_ret)
-            *errcode_ret = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+    cl_mem(CL_API_CALL * real)(cl_context, cl_mem_flags, size_t, void *, cl_int *);
+    if (g_armed)
+        return refuse(CL_MEM_OBJECT_ALLOCATION_FAILURE, errcode_ret);
+    if (!loader_function("clCreateBuffer", &real, sizeof real, errcode_ret))
         return NULL;
-    }
-    if (!real) {
-        void *sym = dlsym(RTLD_NEXT, "clCreateBuffer");
-        memcpy(&real, &sym, sizeof real);
-    }
-    if (!real) {
-        if (errcode_ret)
-            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
-        return NULL;
-    }
     return real(context, flags, size, host_ptr, errcode_ret);
 }
 
 CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char *kernel_name,
                                                   cl_int *errcode_ret)
 {
-    typedef cl_kernel(CL_API_CALL * create_fn)(cl_program, const char *, cl_int *);
-    static create_fn real;
-    if (g_refused_kernel && kernel_name && strcmp(kernel_name, g_refused_kernel) == 0) {
-        ++g_refused;
-        if (errcode_ret)
-            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
+    cl_kernel(CL_API_CALL * real)(cl_program, const char *, cl_int *);
+    if (g_refused_kernel && kernel_name && strcmp(kernel_name, g_refused_kernel) == 0)
+        return refuse(CL_OUT_OF_HOST_MEMORY, errcode_ret);
+    if (!loader_function("clCreateKernel", &real, sizeof real, errcode_ret))
         return NULL;
-    }
-    if (!real) {
-        void *sym = dlsym(RTLD_NEXT, "clCreateKernel");
-        memcpy(&real, &sym, sizeof real);
-    }
-    if (!real) {
-        if (errcode_ret)
-            *errcode_ret = CL_OUT_OF_HOST_MEMORY;
-        return NULL;
-    }
     return real(program, kernel_name, errcode_ret);
 }
 
