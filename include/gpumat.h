@@ -12,6 +12,11 @@
  *   the argument, the shapes, the OpenCL error or the kernel build log.
  * - The library never prints, exits or aborts.  A failed call leaves every
  *   object it was given in its previous, usable state and leaks nothing.
+ *   Calls that queue several commands get everything ready (arguments,
+ *   buffers, kernels) before the first that writes an output; only a
+ *   driver refusing a later command itself (an enqueue failing after the
+ *   first went in: a GEMM in passes or split along k, softmax with the
+ *   loss, a staged upload) can leave an output partly written.
  * - Matrices are dense and row-major: element (i, j) of an R x C matrix is
  *   at index i * C + j of its host array.
  *
@@ -174,7 +179,8 @@ typedef struct gpumat_device_info {
  *  Platforms that report no device are skipped (their numbering does not
  *  count them).  Writes at most `capacity` entries to `out` (which may be
  *  NULL when capacity is 0) and the total number of devices to `*count`.
- *  Returns GPUMAT_ERR_NO_DEVICE if there is none at all. */
+ *  Returns GPUMAT_ERR_NO_DEVICE if there is none at all, or the error of a
+ *  driver that failed to list its devices when no platform listed any. */
 GPUMAT_API gpumat_status gpumat_device_list(gpumat_device_info *out,
                                             size_t capacity, size_t *count);
 

@@ -88,7 +88,14 @@ static gpumat_status context_alloc(gpumat_context **out, const gpumat_options *o
 /* Device facts and the profile, once ctx->device is known. */
 static gpumat_status context_configure(gpumat_context *ctx, cl_platform_id platform)
 {
-    gpumat__device_describe(platform, ctx->device, &ctx->info);
+    /* A context chosen on a device whose type, limits or extensions could
+     * not be read would run the wrong kernels, or refuse double for a
+     * wrong reason, for its whole life. */
+    gpumat__describe_failure failed;
+    gpumat__device_describe(platform, ctx->device, &ctx->info, &failed);
+    if (failed.err != CL_SUCCESS)
+        return gpumat__fail_cl(NULL, failed.err, "context: clGetDeviceInfo(%s) on %s",
+                               failed.query, ctx->info.name[0] ? ctx->info.name : "the device");
     cl_ulong max_alloc = 0;
     if (clGetDeviceInfo(ctx->device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof max_alloc, &max_alloc,
                         NULL) == CL_SUCCESS)

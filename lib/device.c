@@ -138,14 +138,29 @@ static void device_string_into(cl_device_id device, cl_device_info param, char *
 }
 
 /* A scalar query that leaves *value untouched unless the driver answered
- * with exactly the expected size. */
-static void device_scalar(cl_device_id device, cl_device_info param, void *value, size_t size)
+ * with exactly the expected size; the driver's error, or CL_INVALID_VALUE
+ * for an answer of another size. */
+static cl_int device_scalar(cl_device_id device, cl_device_info param, void *value, size_t size)
 {
     unsigned char tmp[sizeof(cl_ulong)];
     size_t got = 0;
-    if (size <= sizeof tmp &&
-        clGetDeviceInfo(device, param, size, tmp, &got) == CL_SUCCESS && got == size)
+    if (size > sizeof tmp)
+        return CL_INVALID_VALUE;
+    cl_int err = clGetDeviceInfo(device, param, size, tmp, &got);
+    if (err == CL_SUCCESS && got != size)
+        err = CL_INVALID_VALUE;
+    if (err == CL_SUCCESS)
         memcpy(value, tmp, size);
+    return err;
+}
+
+/* Keeps the first failed query of those that choose the kernels. */
+static void note_failure(gpumat__describe_failure *failed, cl_int err, const char *query)
+{
+    if (failed && err != CL_SUCCESS && failed->err == CL_SUCCESS) {
+        failed->err = err;
+        failed->query = query;
+    }
 }
 
 static gpumat_vendor vendor_from_name(const char *vendor_name)
@@ -181,9 +196,13 @@ static gpumat_vendor vendor_of(cl_uint vendor_id, const char *vendor_name, bool 
 }
 
 void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
-                             gpumat_device_info *info)
+                             gpumat_device_info *info, gpumat__describe_failure *failed)
 {
     memset(info, 0, sizeof *info);
+    if (failed) {
+        failed->err = CL_SUCCESS;
+        failed->query = NULL;
+    }
 
     char *platform_name = platform_string(platform, CL_PLATFORM_NAME);
     if (platform_name) {
@@ -200,7 +219,8 @@ void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
     /* A device whose type cannot be read is still usable; rank it last
      * rather than leave a value that is no gpumat_device_type. */
     cl_device_type type = 0;
-    device_scalar(device, CL_DEVICE_TYPE, &type, sizeof type);
+    note_failure(failed, device_scalar(device, CL_DEVICE_TYPE, &type, sizeof type),
+                 "CL_DEVICE_TYPE");
     if (type & CL_DEVICE_TYPE_GPU)
         info->type = GPUMAT_DEVICE_GPU;
     else if (type & CL_DEVICE_TYPE_ACCELERATOR)
@@ -211,18 +231,24 @@ void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
         info->type = GPUMAT_DEVICE_OTHER;
 
     cl_uint vendor_id = 0;
-    device_scalar(device, CL_DEVICE_VENDOR_ID, &vendor_id, sizeof vendor_id);
+    note_failure(failed, device_scalar(device, CL_DEVICE_VENDOR_ID, &vendor_id, sizeof vendor_id),
+                 "CL_DEVICE_VENDOR_ID");
     info->vendor = vendor_of(vendor_id, info->vendor_name, info->type == GPUMAT_DEVICE_CPU);
 
     cl_uint units = 0, clock = 0;
     cl_ulong global = 0, local = 0;
     size_t work_group = 0;
     cl_bool unified = CL_FALSE;
-    device_scalar(device, CL_DEVICE_MAX_COMPUTE_UNITS, &units, sizeof units);
+    note_failure(failed, device_scalar(device, CL_DEVICE_MAX_COMPUTE_UNITS, &units, sizeof units),
+                 "CL_DEVICE_MAX_COMPUTE_UNITS");
     device_scalar(device, CL_DEVICE_MAX_CLOCK_FREQUENCY, &clock, sizeof clock);
     device_scalar(device, CL_DEVICE_GLOBAL_MEM_SIZE, &global, sizeof global);
-    device_scalar(device, CL_DEVICE_LOCAL_MEM_SIZE, &local, sizeof local);
-    device_scalar(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, &work_group, sizeof work_group);
+    note_failure(failed, device_scalar(device, CL_DEVICE_LOCAL_MEM_SIZE, &local, sizeof local),
+                 "CL_DEVICE_LOCAL_MEM_SIZE");
+    note_failure(failed,
+                 device_scalar(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, &work_group,
+                               sizeof work_group),
+                 "CL_DEVICE_MAX_WORK_GROUP_SIZE");
     device_scalar(device, CL_DEVICE_HOST_UNIFIED_MEMORY, &unified, sizeof unified);
     info->compute_units = units;
     info->clock_mhz = clock;
@@ -236,6 +262,12 @@ void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
         info->has_fp64 = has_word(extensions, "cl_khr_fp64") ||
                          has_word(extensions, "cl_amd_fp64");
         free(extensions);
+    } else {
+        /* device_string does not say why; ask once more for the error. */
+        size_t size = 0;
+        cl_int err = clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &size);
+        note_failure(failed, err != CL_SUCCESS ? err : CL_OUT_OF_HOST_MEMORY,
+                     "CL_DEVICE_EXTENSIONS");
     }
 }
 
@@ -256,10 +288,11 @@ static gpumat_status fail_device_ids(cl_platform_id platform, cl_int err)
  * (e.g. an installed Intel runtime on a machine with no Intel GPU) adds
  * nothing and is not an error.  Nor is a platform whose driver fails to
  * list its devices: one broken driver must not hide the working ones; its
- * failure stays in the thread's last-error message. */
+ * failure stays in the thread's last-error message, and *failed keeps the
+ * first such error (for a machine where no platform lists a device). */
 static gpumat_status add_platform_devices(cl_platform_id platform, unsigned platform_index,
                                           gpumat__device **list, size_t *count,
-                                          bool *added)
+                                          bool *added, cl_int *failed)
 {
     *added = false;
     cl_uint n = 0;
@@ -268,6 +301,8 @@ static gpumat_status add_platform_devices(cl_platform_id platform, unsigned plat
         return GPUMAT_OK;
     if (err != CL_SUCCESS) {
         fail_device_ids(platform, err);
+        if (*failed == CL_SUCCESS)
+            *failed = err;
         return GPUMAT_OK;
     }
 
@@ -285,6 +320,8 @@ static gpumat_status add_platform_devices(cl_platform_id platform, unsigned plat
     if (err != CL_SUCCESS) {
         free(ids);
         fail_device_ids(platform, err);
+        if (*failed == CL_SUCCESS)
+            *failed = err;
         return GPUMAT_OK;
     }
     if (got > n)
@@ -300,7 +337,7 @@ static gpumat_status add_platform_devices(cl_platform_id platform, unsigned plat
         gpumat__device *d = &grown[*count + i];
         d->platform = platform;
         d->id = ids[i];
-        gpumat__device_describe(platform, ids[i], &d->info);
+        gpumat__device_describe(platform, ids[i], &d->info, NULL);
         d->info.platform_index = platform_index;
         d->info.device_index = i;
     }
@@ -342,14 +379,26 @@ gpumat_status gpumat__devices_enumerate(gpumat__device **devices, size_t *count)
     size_t n = 0;
     unsigned platform_index = 0;
     gpumat_status status = GPUMAT_OK;
+    cl_int failed = CL_SUCCESS;
+    char first_failure[GPUMAT__MESSAGE_SIZE / 2] = "";
     for (cl_uint p = 0; p < got && status == GPUMAT_OK; ++p) {
         bool added = false;
-        status = add_platform_devices(platforms[p], platform_index, &list, &n, &added);
+        cl_int before = failed;
+        status = add_platform_devices(platforms[p], platform_index, &list, &n, &added, &failed);
+        if (before == CL_SUCCESS && failed != CL_SUCCESS)
+            snprintf(first_failure, sizeof first_failure, "%s", gpumat_last_error(NULL));
         if (added)
             ++platform_index;
     }
 
-    if (status == GPUMAT_OK && n == 0) {
+    if (status == GPUMAT_OK && n == 0 && failed != CL_SUCCESS) {
+        /* A driver that failed to list its devices is not "no device". */
+        status = gpumat__fail(NULL, failed == CL_OUT_OF_HOST_MEMORY ||
+                                            failed == CL_MEM_OBJECT_ALLOCATION_FAILURE
+                                        ? GPUMAT_ERR_OUT_OF_MEMORY
+                                        : GPUMAT_ERR_OPENCL,
+                              "no OpenCL device could be listed: %s", first_failure);
+    } else if (status == GPUMAT_OK && n == 0) {
         /* Name the platforms that are there: "installed but no device"
          * usually means a driver for hardware this machine lacks. */
         char names[1024] = "";

@@ -52,9 +52,19 @@ typedef struct gpumat__device {
  * gpumat_device_list().  *devices is malloc'd; free() it.  ctx for errors. */
 gpumat_status gpumat__devices_enumerate(gpumat__device **devices, size_t *count);
 
-/* Fills info from the OpenCL queries (platform_index/device_index left 0). */
+/* The first failed query of those that choose a context's kernels and
+ * element types (type, vendor, compute units, local memory, work-group
+ * size, extensions), or err CL_SUCCESS. */
+typedef struct gpumat__describe_failure {
+    cl_int err;
+    const char *query;
+} gpumat__describe_failure;
+
+/* Fills info from the OpenCL queries (platform_index/device_index left 0);
+ * a listing takes what answers (failed NULL), a context needs *failed to
+ * say CL_SUCCESS. */
 void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
-                             gpumat_device_info *info);
+                             gpumat_device_info *info, gpumat__describe_failure *failed);
 
 /* Applies the options/environment/automatic rules to choose one device. */
 gpumat_status gpumat__device_pick(const gpumat__device *devices, size_t count,

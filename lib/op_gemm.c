@@ -211,16 +211,19 @@ static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, s
         clReleaseMemObject(*buf);
     *have = 0;
     cl_int err;
+    const char *call = "clCreateBuffer";
     *buf = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE, bytes, NULL, &err);
     if (err == CL_SUCCESS && zeroed) {
         const cl_int zero = 0;
+        call = "clEnqueueFillBuffer";
         err = clEnqueueFillBuffer(ctx->queue, *buf, &zero, sizeof zero, 0, bytes, 0, NULL, NULL);
     }
     if (err != CL_SUCCESS) {
         if (*buf)
             clReleaseMemObject(*buf);
         *buf = NULL;
-        return gpumat__fail_cl(ctx, err, "gemm: stream-K scratch buffer of %zu bytes", bytes);
+        return gpumat__fail_cl(ctx, err, "gemm: stream-K scratch buffer of %zu bytes: %s", bytes,
+                               call);
     }
     *have = bytes;
     return GPUMAT_OK;

@@ -17,6 +17,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -27,25 +28,28 @@
 /* Below this, one direct call beats splitting into chunks. */
 #define DIRECT_LIMIT ((size_t)4 << 20)
 
-static gpumat_status pinned_create(gpumat_context *ctx, size_t bytes, gpumat__pinned **out)
+/* `what`: the call it is for, which the messages name ("host_alloc", or a
+ * transfer's staging area). */
+static gpumat_status pinned_create(gpumat_context *ctx, const char *what, size_t bytes,
+                                   gpumat__pinned **out)
 {
     gpumat__pinned *p = calloc(1, sizeof *p);
     if (!p)
-        return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY, "host_alloc: out of host memory");
+        return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY, "%s: out of host memory", what);
     cl_int err;
     p->buffer = clCreateBuffer(ctx->cl_ctx, CL_MEM_READ_WRITE | CL_MEM_ALLOC_HOST_PTR, bytes, NULL,
                                &err);
     if (err != CL_SUCCESS) {
         free(p);
-        return gpumat__fail_cl(ctx, err, "host_alloc: clCreateBuffer(CL_MEM_ALLOC_HOST_PTR, %zu bytes)",
-                               bytes);
+        return gpumat__fail_cl(ctx, err, "%s: clCreateBuffer(CL_MEM_ALLOC_HOST_PTR, %zu bytes)",
+                               what, bytes);
     }
     p->host = clEnqueueMapBuffer(ctx->queue, p->buffer, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, bytes,
                                  0, NULL, NULL, &err);
     if (err != CL_SUCCESS) {
         clReleaseMemObject(p->buffer);
         free(p);
-        return gpumat__fail_cl(ctx, err, "host_alloc: clEnqueueMapBuffer(%zu bytes)", bytes);
+        return gpumat__fail_cl(ctx, err, "%s: clEnqueueMapBuffer(%zu bytes)", what, bytes);
     }
     p->bytes = bytes;
     *out = p;
@@ -54,9 +58,16 @@ static gpumat_status pinned_create(gpumat_context *ctx, size_t bytes, gpumat__pi
 
 static void pinned_destroy(gpumat_context *ctx, gpumat__pinned *p)
 {
+    /* A buffer released while still mapped may never be freed by the
+     * driver: a refused unmap is tried once more on an idle queue. */
     cl_event done = NULL;
-    if (clEnqueueUnmapMemObject(ctx->queue, p->buffer, p->host, 0, NULL, &done) == CL_SUCCESS &&
-        done) {
+    cl_int err = clEnqueueUnmapMemObject(ctx->queue, p->buffer, p->host, 0, NULL, &done);
+    if (err != CL_SUCCESS) {
+        clFinish(ctx->queue);
+        done = NULL;
+        err = clEnqueueUnmapMemObject(ctx->queue, p->buffer, p->host, 0, NULL, &done);
+    }
+    if (err == CL_SUCCESS && done) {
         clWaitForEvents(1, &done);
         clReleaseEvent(done);
     }
@@ -115,7 +126,7 @@ gpumat_status gpumat_host_alloc(gpumat_context *ctx, size_t bytes, void **ptr)
     if (bytes == 0)
         return gpumat__fail(ctx, GPUMAT_ERR_INVALID_ARGUMENT, "host_alloc: bytes is 0");
     gpumat__pinned *p;
-    gpumat_status status = pinned_create(ctx, bytes, &p);
+    gpumat_status status = pinned_create(ctx, "host_alloc", bytes, &p);
     if (status != GPUMAT_OK)
         return status;
     pthread_mutex_lock(&ctx->staging.lock);
@@ -357,7 +368,9 @@ static gpumat_status staged_transfer(gpumat_context *ctx, cl_mem buffer, unsigne
         workers = (unsigned)job.chunks;
     for (unsigned i = 0; i < 2 * workers; ++i)
         if (!s->areas[i]) {
-            gpumat_status status = pinned_create(ctx, GPUMAT__STAGING_CHUNK, &s->areas[i]);
+            char area[96];
+            snprintf(area, sizeof area, "%s: staging area", what);
+            gpumat_status status = pinned_create(ctx, area, GPUMAT__STAGING_CHUNK, &s->areas[i]);
             if (status != GPUMAT_OK)
                 return status;
         }

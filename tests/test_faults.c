@@ -5,7 +5,8 @@
  * copies of A) are optional: without room for them the product runs in
  * place and succeeds.
  *
- * This program defines clCreateBuffer and clCreateKernel itself: the
+ * This program defines clCreateBuffer, clCreateKernel, clGetDeviceIDs and
+ * clGetDeviceInfo itself: the
  * library, linked in statically, calls these, which pass every call on to
  * the OpenCL loader's (dlsym RTLD_NEXT) except while a test has armed
  * them.  Each GEMM test first runs its product once (so that programs are
@@ -36,6 +37,8 @@
 static int g_armed;    /* while set, clCreateBuffer refuses */
 static int g_refused;  /* how many it refused */
 static const char *g_refused_kernel; /* clCreateKernel refuses this name */
+static cl_device_info g_refused_query; /* clGetDeviceInfo refuses this (0: none) */
+static int g_refuse_device_ids;        /* while set, clGetDeviceIDs refuses */
 
 /* The loader's function `name` (into *fn, a function pointer), or false
  * with *err set. */
@@ -81,6 +84,36 @@ CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char
     if (!loader_function("clCreateKernel", &real, sizeof real, errcode_ret))
         return NULL;
     return real(program, kernel_name, errcode_ret);
+}
+
+CL_API_ENTRY cl_int CL_API_CALL clGetDeviceInfo(cl_device_id device, cl_device_info param,
+                                                size_t size, void *value, size_t *size_ret)
+{
+    cl_int(CL_API_CALL * real)(cl_device_id, cl_device_info, size_t, void *, size_t *);
+    cl_int err = CL_SUCCESS;
+    if (g_refused_query && param == g_refused_query) {
+        refuse(CL_OUT_OF_RESOURCES, &err);
+        return err;
+    }
+    if (!loader_function("clGetDeviceInfo", &real, sizeof real, &err))
+        return err;
+    return real(device, param, size, value, size_ret);
+}
+
+CL_API_ENTRY cl_int CL_API_CALL clGetDeviceIDs(cl_platform_id platform, cl_device_type type,
+                                               cl_uint entries, cl_device_id *devices,
+                                               cl_uint *count)
+{
+    cl_int(CL_API_CALL * real)(cl_platform_id, cl_device_type, cl_uint, cl_device_id *,
+                               cl_uint *);
+    cl_int err = CL_SUCCESS;
+    if (g_refuse_device_ids) {
+        refuse(CL_OUT_OF_RESOURCES, &err);
+        return err;
+    }
+    if (!loader_function("clGetDeviceIDs", &real, sizeof real, &err))
+        return err;
+    return real(platform, type, entries, devices, count);
 }
 
 static tu_saved_env g_saved[3];
@@ -246,6 +279,57 @@ static void test_second_kernel_refused(void **state)
         fail_msg("%s", msg);
 }
 
+/* A context whose device does not say what it is (its type, limits or
+ * extensions decide the kernels and whether double works) is refused,
+ * naming the query, rather than made on guesses. */
+static void test_device_query_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        cl_device_info param;
+        const char *name;
+    } queries[] = {{CL_DEVICE_TYPE, "CL_DEVICE_TYPE"},
+                   {CL_DEVICE_EXTENSIONS, "CL_DEVICE_EXTENSIONS"},
+                   {CL_DEVICE_LOCAL_MEM_SIZE, "CL_DEVICE_LOCAL_MEM_SIZE"}};
+    for (size_t i = 0; i < sizeof queries / sizeof queries[0]; ++i) {
+        gpumat_context *ctx = (gpumat_context *)(uintptr_t)1;
+        g_refused = 0;
+        g_refused_query = queries[i].param;
+        gpumat_status s = gpumat_context_create(&ctx, NULL);
+        g_refused_query = 0;
+        if (s == GPUMAT_OK) {
+            gpumat_context_destroy(ctx);
+            fail_msg("%s refused: context_create succeeded", queries[i].name);
+        }
+        assert_null(ctx);
+        if (s != GPUMAT_ERR_OPENCL || !strstr(gpumat_last_error(NULL), queries[i].name) ||
+            !strstr(gpumat_last_error(NULL), "CL_OUT_OF_RESOURCES"))
+            fail_msg("%s refused: %d (%s): %s", queries[i].name, (int)s, gpumat_strerror(s),
+                     gpumat_last_error(NULL));
+    }
+    /* And with the queries answered again, contexts work. */
+    gpumat_context *ctx = context(NULL, NULL);
+    gpumat_context_destroy(ctx);
+}
+
+/* Drivers that fail to list their devices: not "no device", but their
+ * error. */
+static void test_device_listing_refused(void **state)
+{
+    (void)state;
+    size_t count = 1;
+    g_refuse_device_ids = 1;
+    gpumat_status s = gpumat_device_list(NULL, 0, &count);
+    g_refuse_device_ids = 0;
+    if (s != GPUMAT_ERR_OPENCL || count != 0 ||
+        !strstr(gpumat_last_error(NULL), "clGetDeviceIDs") ||
+        !strstr(gpumat_last_error(NULL), "CL_OUT_OF_RESOURCES"))
+        fail_msg("clGetDeviceIDs refused: %d (%s), count %zu: %s", (int)s, gpumat_strerror(s),
+                 count, gpumat_last_error(NULL));
+    TU_CHECK_OK(gpumat_device_list(NULL, 0, &count));
+    assert_true(count > 0);
+}
+
 int main(void)
 {
     tu_init("test_faults");
@@ -254,6 +338,8 @@ int main(void)
         cmocka_unit_test(test_transposed_copy_refused),
         cmocka_unit_test(test_split_scratch_refused),
         cmocka_unit_test(test_second_kernel_refused),
+        cmocka_unit_test(test_device_query_refused),
+        cmocka_unit_test(test_device_listing_refused),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
