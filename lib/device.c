@@ -112,25 +112,27 @@ static char *platform_string(cl_platform_id platform, cl_platform_info param)
     return s;
 }
 
-static char *device_string(cl_device_id device, cl_device_info param)
+/* The string, or NULL with *err (if given) saying why. */
+static char *device_string(cl_device_id device, cl_device_info param, cl_int *err)
 {
     size_t size = 0;
-    if (clGetDeviceInfo(device, param, 0, NULL, &size) != CL_SUCCESS)
-        return NULL;
-    char *s = calloc(size + 1, 1);
-    if (!s)
-        return NULL;
-    if (clGetDeviceInfo(device, param, size, s, NULL) != CL_SUCCESS) {
+    cl_int e = clGetDeviceInfo(device, param, 0, NULL, &size);
+    char *s = e == CL_SUCCESS ? calloc(size + 1, 1) : NULL;
+    if (e == CL_SUCCESS && !s)
+        e = CL_OUT_OF_HOST_MEMORY;
+    if (s && (e = clGetDeviceInfo(device, param, size, s, NULL)) != CL_SUCCESS) {
         free(s);
-        return NULL;
+        s = NULL;
     }
+    if (err)
+        *err = e;
     return s;
 }
 
 static void device_string_into(cl_device_id device, cl_device_info param, char *dst,
                                size_t size)
 {
-    char *s = device_string(device, param);
+    char *s = device_string(device, param, NULL);
     if (s) {
         copy_trimmed(dst, size, s);
         free(s);
@@ -257,17 +259,13 @@ void gpumat__device_describe(cl_platform_id platform, cl_device_id device,
     info->max_work_group_size = work_group;
     info->unified_memory = unified != CL_FALSE;
 
-    char *extensions = device_string(device, CL_DEVICE_EXTENSIONS);
+    cl_int err;
+    char *extensions = device_string(device, CL_DEVICE_EXTENSIONS, &err);
+    note_failure(failed, err, "CL_DEVICE_EXTENSIONS");
     if (extensions) {
         info->has_fp64 = has_word(extensions, "cl_khr_fp64") ||
                          has_word(extensions, "cl_amd_fp64");
         free(extensions);
-    } else {
-        /* device_string does not say why; ask once more for the error. */
-        size_t size = 0;
-        cl_int err = clGetDeviceInfo(device, CL_DEVICE_EXTENSIONS, 0, NULL, &size);
-        note_failure(failed, err != CL_SUCCESS ? err : CL_OUT_OF_HOST_MEMORY,
-                     "CL_DEVICE_EXTENSIONS");
     }
 }
 

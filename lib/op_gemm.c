@@ -73,8 +73,8 @@ static bool pack_buffer(gpumat_context *ctx, gpumat_dtype dtype, int slot, size_
 /* Packs the K x Q operand Y(k, q) = y[off + k*ld + q], or y[off + q*ld +
  * k] when `cols`, into panels of w columns (cl/gemm_cpu.cl, cpu_pack_rows
  * and cpu_pack_cols) in the context's pack buffer `slot`, which cpu_gemm
- * has grown to hold them; *out is that buffer.  The queue is in order, so
- * the next call's packing waits for this call's product. */
+ * has already grown to hold them; *out is that buffer.  The queue is in
+ * order, so the next call's packing waits for this call's product. */
 static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, int slot, cl_mem y,
                               size_t off, size_t q, size_t k, size_t ld, bool cols, size_t w,
                               cl_mem *out)
@@ -85,9 +85,7 @@ static gpumat_status cpu_pack(gpumat_context *ctx, gpumat_dtype dtype, int slot,
     gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, dtype, name, &kernel);
     if (status != GPUMAT_OK)
         return status;
-    if (!pack_buffer(ctx, dtype, slot, panels * w * k, out))
-        return gpumat__fail(ctx, GPUMAT_ERR_OUT_OF_MEMORY,
-                            "gemm: pack buffer %d for %zu panels of %zu x %zu", slot, panels, k, w);
+    *out = ctx->gemm_pack[slot];
     /* Rows: ~512 values of a row per work-item; columns: 16 values of k
      * (a cache line of floats) from each of w rows. */
     size_t group = cols ? 16 : (512 + w - 1) / w;
@@ -150,8 +148,8 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
      * failed call leaves C as it was: the program, and the pack buffers at
      * the first (largest) pass's size.  Without room for those the product
      * runs on its operands in place. */
+    cl_kernel kernel = NULL;
     if (packed) {
-        cl_kernel kernel;
         gpumat_status status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, g->dtype,
                                               names[1][g->trans_a][g->trans_b], &kernel);
         if (status != GPUMAT_OK)
@@ -186,9 +184,6 @@ static gpumat_status cpu_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
         if (status == GPUMAT_OK && g->trans_a)
             status = cpu_pack(ctx, g->dtype, 1, g->a, a_off, g->m, call.k, g->lda, false, p->cmr,
                               &call.a);
-        cl_kernel kernel;
-        if (status == GPUMAT_OK)
-            status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_CPU, g->dtype, name, &kernel);
         if (status == GPUMAT_OK)
             status = gemm_args(ctx, kernel, name, &call);
         cl_ulong aoff = g->trans_a ? 0 : a_off;
@@ -326,8 +321,8 @@ static bool pack_fits(const gpumat_context *ctx, int slot, double bytes)
 }
 
 /* *dst = src transposed (src: a dense rows x cols matrix of dtype), in
- * the context's pack buffer `slot`; *made false, and nothing copied, when
- * that buffer cannot be had. */
+ * the context's pack buffer `slot`; *made false, and *dst and nothing
+ * else touched, when that buffer cannot be had. */
 static gpumat_status copy_transposed(gpumat_context *ctx, gpumat_dtype dtype, int slot,
                                      size_t rows, size_t cols, cl_mem src, cl_mem *dst,
                                      bool *made)
@@ -363,8 +358,6 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
         if (made) {
             out->trans_b = false;
             out->ldb = g->n;
-        } else {
-            out->b = g->b;
         }
     }
     if (status == GPUMAT_OK && p->pack_a && g->dtype == GPUMAT_F32 && !g->trans_a &&
@@ -376,8 +369,6 @@ static gpumat_status pack_operands(gpumat_context *ctx, const gpumat__gemm_call 
         if (made) {
             out->trans_a = true;
             out->lda = g->m;
-        } else {
-            out->a = g->a;
         }
     }
     return status;
