@@ -24,11 +24,15 @@
  * - gpumat_device_*() and gpumat_context_create() may be called from any
  *   number of threads at once.
  * - A context and every matrix made from it may be used from several
- *   threads at once.  Each operation reaches the context's in-order queue
- *   as a whole (kernel arguments are set and the kernel enqueued under the
- *   context's lock, never held while waiting for the device), so the device
- *   runs the operations of one context one after another, in the order
- *   they reached the queue.
+ *   threads at once.  Each call reaches the context's in-order queue as a
+ *   whole: its commands (kernels, copies, transfers, markers) are enqueued
+ *   under the context's lock, so no other thread's command lands between
+ *   them, and the device runs the calls of one context one after another,
+ *   in the order they reached the queue.  The lock is not held while
+ *   waiting for the device, except by gpumat_matrix_download() (a blocking
+ *   read: other threads' calls on the context wait until it has the data)
+ *   and by a large staged upload (several commands: they wait until its
+ *   last chunk is enqueued).
  * - Two threads writing the same matrix at once, or one writing a matrix
  *   while another reads it, get one of the two orders, never a torn result;
  *   which order is up to the scheduler.  Synchronise yourself if it matters.
@@ -383,7 +387,8 @@ GPUMAT_API void gpumat_matrix_destroy(gpumat_matrix *m);
 GPUMAT_API gpumat_status gpumat_matrix_upload(gpumat_matrix *m, const void *host);
 
 /** Waits for the work queued on the matrix, then copies its rows*cols
- *  elements to host memory. */
+ *  elements to host memory.  Holds the context's lock until then, so that
+ *  no other thread's command lands inside it (see Thread safety). */
 GPUMAT_API gpumat_status gpumat_matrix_download(const gpumat_matrix *m, void *host);
 
 /** Allocates `bytes` of page-locked (pinned) host memory through the

@@ -320,7 +320,9 @@ typedef struct gpumat__pinned {
 } gpumat__pinned;
 
 typedef struct gpumat__staging {
-    pthread_mutex_t lock;          /* one transfer at a time uses the areas */
+    /* The areas are used under the context's lock (a staged transfer holds
+     * it throughout); this lock guards only `user`. */
+    pthread_mutex_t lock;
     gpumat__pinned *areas[2 * GPUMAT__STAGING_MAX_WORKERS]; /* created on demand */
     cl_event pending[2 * GPUMAT__STAGING_MAX_WORKERS];      /* last DMA on each area */
     gpumat__pinned *user;          /* gpumat_host_alloc() allocations */
@@ -362,9 +364,11 @@ struct gpumat_context {
     uint64_t max_alloc_bytes;  /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     uint64_t mem_cache_bytes;  /* CL_DEVICE_GLOBAL_MEM_CACHE_SIZE (0: unknown) */
 
-    /* Serialises every call on the context and its matrices: kernel
-     * arguments are per kernel object, so set-arg + enqueue must not
-     * interleave between threads. */
+    /* Held by every call while it enqueues: kernel arguments are per
+     * kernel object, so set-arg + enqueue must not interleave between
+     * threads, and the commands of one call (a staged transfer's chunks,
+     * a product's passes) must reach the queue with no other thread's
+     * command between them. */
     pthread_mutex_t lock;
     gpumat__program_slot programs[GPUMAT__PROGRAM_COUNT][2]; /* [id][dtype-1] */
 

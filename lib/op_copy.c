@@ -14,8 +14,12 @@ gpumat_status gpumat_copy(gpumat_matrix *dst, const gpumat_matrix *src)
                             dst->rows, dst->cols, src->rows, src->cols);
     if (dst == src)
         return GPUMAT_OK;
+    /* Under the lock, so that it cannot land inside another thread's
+     * staged transfer or multi-command operation on dst. */
+    pthread_mutex_lock(&ctx->lock);
     cl_int err = clEnqueueCopyBuffer(ctx->queue, src->buffer, dst->buffer, 0, 0, src->bytes, 0,
                                      NULL, NULL);
+    pthread_mutex_unlock(&ctx->lock);
     return err == CL_SUCCESS ? GPUMAT_OK
                              : gpumat__fail_cl(ctx, err, "copy: clEnqueueCopyBuffer(%zux%zu)",
                                                src->rows, src->cols);

@@ -9,7 +9,8 @@
  *   message, a thread without failures keeps "", and gpumat_last_error(ctx)
  *   is always one whole message;
  * - two threads writing the same matrix: every download is one of the two
- *   writes, never a mix.
+ *   writes, never a mix; the same for large (staged, several chunks)
+ *   uploads and downloads racing a direct write and a device copy.
  *
  * Worker threads never call cmocka (its assertions longjmp and are not
  * thread-safe): they record their first failure, and the test thread
@@ -450,6 +451,114 @@ static void test_two_writers_one_matrix(void **state)
     assert_true(which_pattern(h) >= 0);
 }
 
+/* ---- large transfers racing other writers ------------------------------------------------ */
+
+/* Three chunks of the staging areas (the last one short), so that a staged
+ * transfer is several commands on the queue. */
+enum { BIG_ROWS = 1024, BIG_COLS = 2560, BIG_N = BIG_ROWS * BIG_COLS };
+
+typedef struct big_race {
+    gpumat_context *ctx;
+    gpumat_matrix *shared, *source; /* source holds pattern 2 throughout */
+    float *pattern[3];              /* pattern 1 lies in gpumat_host_alloc() memory */
+    float *seen[3];                 /* each thread's downloads; 1 pinned */
+} big_race;
+
+static big_race g_big;
+
+static int big_pattern(const float *h)
+{
+    for (int p = 0; p < 3; ++p)
+        if (memcmp(h, g_big.pattern[p], BIG_N * sizeof *h) == 0)
+            return p;
+    return -1;
+}
+
+/* Thread 0 uploads pattern 0 from ordinary memory (staged: three chunk
+ * writes), thread 1 pattern 1 from pinned memory (one direct write),
+ * thread 2 copies the device's pattern 2 in; each downloads after its write,
+ * thread 1 directly, the others staged.  A write or read that another
+ * thread's command splits shows up as a download that is no pattern. */
+static void *big_writer(void *arg)
+{
+    worker *w = arg;
+    float *h = g_big.seen[w->id];
+    pthread_barrier_wait(w->barrier);
+    for (int it = 0; it < w->iterations && !w->failed; ++it) {
+        if (w->id == 2)
+            WCHECK(w, gpumat_copy(g_big.shared, g_big.source));
+        else
+            WCHECK(w, gpumat_matrix_upload(g_big.shared, g_big.pattern[w->id]));
+        WCHECK(w, gpumat_matrix_download(g_big.shared, h));
+        if (big_pattern(h) < 0) {
+            size_t from[3] = {0, 0, 0}, none = 0;
+            for (size_t i = 0; i < BIG_N; ++i) {
+                int p = h[i] == g_big.pattern[0][i]   ? 0
+                        : h[i] == g_big.pattern[1][i] ? 1
+                        : h[i] == g_big.pattern[2][i] ? 2
+                                                      : -1;
+                if (p < 0)
+                    ++none;
+                else
+                    ++from[p];
+            }
+            worker_fail(w, "iteration %d: a %dx%d download mixes the writes: %zu / %zu / %zu "
+                           "elements from writes 0 / 1 / 2, %zu from none",
+                        it, BIG_ROWS, BIG_COLS, from[0], from[1], from[2], none);
+        }
+    }
+out:
+    return NULL;
+}
+
+static void test_staged_transfers_race_writers(void **state)
+{
+    (void)state;
+    /* PoCL shares host memory and would transfer directly. */
+    setenv("GPUMAT_TRANSFER", "staged", 1);
+    setenv("GPUMAT_TRANSFER_THREADS", "2", 1);
+    gpumat_status created = gpumat_context_create(&g_big.ctx, NULL);
+    unsetenv("GPUMAT_TRANSFER");
+    unsetenv("GPUMAT_TRANSFER_THREADS");
+    assert_int_equal(created, GPUMAT_OK);
+    gpumat_context *ctx = g_big.ctx;
+    void *pinned[2];
+    assert_int_equal(gpumat_host_alloc(ctx, BIG_N * sizeof(float), &pinned[0]), GPUMAT_OK);
+    assert_int_equal(gpumat_host_alloc(ctx, BIG_N * sizeof(float), &pinned[1]), GPUMAT_OK);
+    g_big.pattern[1] = pinned[0];
+    g_big.seen[1] = pinned[1];
+    for (int p = 0; p < 3; p += 2) {
+        g_big.pattern[p] = malloc(BIG_N * sizeof(float));
+        g_big.seen[p] = malloc(BIG_N * sizeof(float));
+        assert_non_null(g_big.pattern[p]);
+        assert_non_null(g_big.seen[p]);
+    }
+    tu_rng rng;
+    tu_rng_init(&rng, 500);
+    for (int p = 0; p < 3; ++p)
+        for (size_t i = 0; i < BIG_N; ++i)
+            g_big.pattern[p][i] = (float)tu_rng_uniform(&rng) + (float)p; /* distinct per write */
+    assert_int_equal(gpumat_matrix_create(ctx, BIG_ROWS, BIG_COLS, GPUMAT_F32, &g_big.shared),
+                     GPUMAT_OK);
+    assert_int_equal(gpumat_matrix_create(ctx, BIG_ROWS, BIG_COLS, GPUMAT_F32, &g_big.source),
+                     GPUMAT_OK);
+    assert_int_equal(gpumat_matrix_upload(g_big.source, g_big.pattern[2]), GPUMAT_OK);
+    worker w[3];
+    run_workers(big_writer, w, 3, 25);
+    assert_int_equal(gpumat_matrix_download(g_big.shared, g_big.seen[0]), GPUMAT_OK);
+    assert_true(big_pattern(g_big.seen[0]) >= 0);
+    gpumat_matrix_destroy(g_big.shared);
+    gpumat_matrix_destroy(g_big.source);
+    for (int p = 0; p < 3; p += 2) {
+        free(g_big.pattern[p]);
+        free(g_big.seen[p]);
+    }
+    assert_int_equal(gpumat_host_free(ctx, pinned[0]), GPUMAT_OK);
+    assert_int_equal(gpumat_host_free(ctx, pinned[1]), GPUMAT_OK);
+    gpumat_context_destroy(ctx);
+    memset(&g_big, 0, sizeof g_big);
+}
+
 int main(void)
 {
     tu_init("test_threads");
@@ -458,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_two_threads_own_contexts),
         cmocka_unit_test(test_concurrent_errors),
         cmocka_unit_test(test_two_writers_one_matrix),
+        cmocka_unit_test(test_staged_transfers_race_writers),
     };
     return cmocka_run_group_tests_name("threads", tests, group_setup, group_teardown);
 }
