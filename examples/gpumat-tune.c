@@ -1,24 +1,33 @@
 /*
  * gpumat-tune - searches the native GEMM kernel's parameters on one device,
- * compares the best with CLBlast per size, and writes the device's tuning
- * file, which every later libgpumat context on that device and driver reads.
+ * for float and then for double, compares the best with CLBlast per size
+ * and element type, and writes the device's tuning file, which every later
+ * libgpumat context on that device and driver reads.
  *
  *   gpumat-tune [--budget N] [--seconds S] [--sizes N,MxNxK,...] [--runs N]
- *               [--seed N] [--dry-run]
+ *               [--seed N] [--no-double] [--dry-run]
  *
- * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE).
+ * The device is chosen as for any context (GPUMAT_PLATFORM, GPUMAT_DEVICE),
+ * and so is the profile searched from (GPUMAT_PROFILE).
  * Which kernels are searched follows the device's shipped profile: the
  * tiled kernels of cl/gemm.cl (GPUs), or, where the profile runs
  * cl/gemm_cpu.cl (CVW > 0: CPU devices), that file's blocking (CVW, CMR,
  * CNV, CDM, CDN, CWX, CWY) and where packing and passes over k start
  * (CPACK, CKC), with the tiled kernels (CVW=0) as one more candidate.
- * Candidates: the shipped parameters of the device's profile (on NVIDIA
- * GPUs also without the library's passes over the compiled PTX, NVTAIL=0,
- * NVTAILSK=0, NVXCOL=0 and NVSKEW=0, and without the copy of A^T that
- * large NN products run on, PACKA=0) and, for GPUs, of every other
+ *
+ * Float first.  Candidates: the shipped parameters of the device's profile
+ * (on NVIDIA GPUs also without the library's passes over the compiled PTX,
+ * NVTAIL=0, NVTAILSK=0, NVXCOL=0 and NVSKEW=0, and without the copy of A^T
+ * that large NN products run on, PACKA=0) and, for GPUs, of every other
  * profile, a few fixed blockings, then --budget (default 24) random ones,
- * until --seconds (default 600; 0: no limit) have passed.  Each
- * candidate is set through GPUMAT_KERNEL_PARAMS before a context is
+ * until --seconds (default 600; 0: no limit) have passed.  Then double
+ * (unless --no-double, or the device has no fp64): the float winner with
+ * each double blocking of the tiled kernels (MWG64, NWG64, KWG64, MDIMC64,
+ * NDIMC64, LBUF64, ASYNC64, SKWG64, MSUB64 x NSUB64): the other profiles',
+ * the winner's with one of them changed, a few fixed ones, then --budget/2
+ * random ones, under its own --seconds; the CPU kernels have no double
+ * blocking of their own, so there the winner alone is timed on double.
+ * Each candidate is set through GPUMAT_KERNEL_PARAMS before a context is
  * created; the library refuses blockings the device cannot run, and those
  * are skipped.  Every candidate is checked against a double-precision CPU
  * reference before it is timed: all four transposition cases, float and
@@ -29,10 +38,12 @@
  * its whole first and last rows and columns, so that the paths only large
  * products take (stream-K splits, packing, passes over k) are verified
  * with the candidate's own parameters.  Wrong ones are discarded.  The
- * survivors are timed on square products (256, 512, 1024 on CPUs; 1024,
- * 2048, 4096 otherwise; --sizes overrides) and ranked by the geometric
- * mean of their rates.  CLBlast is timed on the same sizes, and each size
- * class gets the faster backend.
+ * survivors are timed on square products of the search's type (256, 512,
+ * 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes overrides) and ranked
+ * by the geometric mean of their rates; the baseline and the best three
+ * are timed again beside CLBlast (same type, same sizes), and each size
+ * class of each type gets the faster backend ("backend" and "backend64"
+ * lines).
  *
  * The file goes to the kernel cache directory ($GPUMAT_CACHE_DIR, else
  * $XDG_CACHE_HOME/gpumat, else ~/.cache/gpumat), written to a temporary
@@ -56,21 +67,27 @@
 
 /* The GPUMAT_KERNEL_PARAMS names the search sets (lib/profile.c's table).
  * The ones from KWG64 on are newer: where the library's build options lack
- * one, it is left alone.  The double-only blocking (MWG64 ... NDIMC64,
- * LBUF64) is never varied, since the search times float products; KWG64
- * only changes where the small tile (which double shares) needs it. */
+ * one, it is left alone.  The float search (timing float products) varies
+ * the float blocking and keeps the double-only one (MWG64 ... NDIMC64 and
+ * LBUF64 on) as shipped, KWG64 changing only where the small tile (which
+ * double shares) needs it; the double search then varies those on the
+ * float winner. */
 enum { MWG, NWG, KWG, MDIMC, NDIMC, SMWG, SNWG, SMDIMC, SNDIMC, SMALLPCT, KWG64, LBUF, MSUB, NSUB,
        MWG64, NWG64, MDIMC64, NDIMC64, NVOFF, CVW, CMR, CNV, CDM, CDN, CWX, CWY, CPACK, CKC, TILED,
-       NOCOPY, NPARAM, FIRST_OPTIONAL = KWG64 };
+       NOCOPY, LBUF64, ASYNC64, SKWG64, MSUB64, NSUB64, NOASYNC64, NPARAM,
+       FIRST_OPTIONAL = KWG64 };
 static const char *const param_names[NPARAM] = {
     "MWG",  "NWG",   "KWG",  "MDIMC", "NDIMC", "SMWG",  "SNWG",    "SMDIMC",  "SNDIMC",
     "SMALLPCT", "KWG64", "LBUF", "MSUB", "NSUB", "MWG64", "NWG64", "MDIMC64", "NDIMC64",
     "NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW", "CVW", "CMR", "CNV", "CDM", "CDN", "CWX", "CWY",
-    "CPACK", "CKC", "CVW", "PACKA"};
+    "CPACK", "CKC", "CVW", "PACKA", "LBUF64", "ASYNC64", "SKWG64", "MSUB64", "NSUB64",
+    "ASYNC64"};
 
 /* Flags, not values (their names above are spec_of's text for 1), and the
- * host-side parameters the build options do not show (0: the profile's). */
-static int is_flag(int i) { return i == NVOFF || i == TILED || i == NOCOPY; }
+ * host-side parameters the build options do not show (0: the profile's).
+ * NOASYNC64 turns the double direct-copy pipeline off where the profile
+ * has it on (0 in ASYNC64 means "the profile's"). */
+static int is_flag(int i) { return i == NVOFF || i == TILED || i == NOCOPY || i == NOASYNC64; }
 static int not_in_options(int i) { return i == SMALLPCT || i == CPACK || i == CKC || is_flag(i); }
 
 /* NVOFF: 1 sets NVTAIL, NVTAILSK, NVXCOL and NVSKEW to 0 (no passes
@@ -119,6 +136,7 @@ typedef struct config {
     int runs;
     unsigned long long seed;
     int dry_run;
+    int no_double;
     shape sizes[MAX_SIZES];
     size_t nsizes;
 } config;
@@ -170,6 +188,27 @@ static void short_of(const params *p, char *buf, size_t size)
         n += snprintf(buf + n, size - (size_t)n, " tiled");
     if (v[NOCOPY] && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " nocopy");
+}
+
+/* The double blocking: "d128x128x8/16x16 L2 a2 k16 g8x4": tile / work-group,
+ * LBUF64, ASYNC64 (a0: off), SKWG64 and MSUB64 x NSUB64 (each when set). */
+static void short64_of(const params *p, char *buf, size_t size)
+{
+    const unsigned *v = p->v;
+    if (v[CVW]) { /* the CPU kernels: no double blocking of their own */
+        short_of(p, buf, size);
+        return;
+    }
+    int n = snprintf(buf, size, "d%ux%ux%u/%ux%u", v[MWG64], v[NWG64], v[KWG64], v[MDIMC64],
+                     v[NDIMC64]);
+    if (v[LBUF64] && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " L%u", v[LBUF64]);
+    if ((v[ASYNC64] || v[NOASYNC64]) && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " a%u", v[NOASYNC64] ? 0 : v[ASYNC64]);
+    if (v[SKWG64] && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " k%u", v[SKWG64]);
+    if (v[MSUB64] && v[NSUB64] && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " g%ux%u", v[MSUB64], v[NSUB64]);
 }
 
 static int same_params(const params *a, const params *b)
@@ -325,12 +364,18 @@ static gpumat_status random_matrix(gpumat_context *ctx, gpumat_dtype dtype, size
 }
 
 /* The test hook GPUMAT_TUNE_CORRUPT (tests/test_tune.c): "timed" spoils
- * the products candidates are timed on, any other value every product,
- * as a wrong kernel would: element (0, 0), which every check reads. */
+ * the products candidates are timed on, "timed-f64" the double ones among
+ * them, any other value every product, as a wrong kernel would: element
+ * (0, 0), which every check reads.  `timed`: 0 for a check's product, else
+ * the timed product's type. */
 static int corrupts(int timed)
 {
     const char *v = getenv("GPUMAT_TUNE_CORRUPT");
-    return v && (timed || strcmp(v, "timed") != 0);
+    if (!v)
+        return 0;
+    if (!strcmp(v, "timed-f64"))
+        return timed == GPUMAT_F64;
+    return timed || strcmp(v, "timed") != 0;
 }
 
 /* c's contents as doubles (a new array), or NULL with the status in *st;
@@ -544,22 +589,22 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median seconds per NN float product of shape s on ctx; 0 with `why` on
- * failure.  With `wrong`, the timed product itself is checked too (on
+/* Median seconds per NN product of dtype and shape s on ctx; 0 with `why`
+ * on failure.  With `wrong`, the timed product itself is checked too (on
  * samples of every 32 x 32 block, check_elements) and *wrong set when it
  * is wrong; NULL: already checked at this size, timing only. */
-static double time_gemm(gpumat_context *ctx, shape s, int runs, int *wrong, char *why,
-                        size_t size)
+static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int runs, int *wrong,
+                        char *why, size_t size)
 {
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
     double *ha = NULL, *hb = NULL, *out = NULL;
     double result = 0;
     int bad = 0;
-    gpumat_status st = random_matrix(ctx, GPUMAT_F32, s.m, s.k, &a, &ha);
+    gpumat_status st = random_matrix(ctx, dtype, s.m, s.k, &a, &ha);
     if (st == GPUMAT_OK)
-        st = random_matrix(ctx, GPUMAT_F32, s.k, s.n, &b, &hb);
+        st = random_matrix(ctx, dtype, s.k, s.n, &b, &hb);
     if (st == GPUMAT_OK)
-        st = gpumat_matrix_create(ctx, s.m, s.n, GPUMAT_F32, &c);
+        st = gpumat_matrix_create(ctx, s.m, s.n, dtype, &c);
     /* Warm-up (first-use costs), then a trial that sizes the repetitions so
      * that each timed run lasts >= 50 ms. */
     double t0 = now();
@@ -588,9 +633,9 @@ static double time_gemm(gpumat_context *ctx, shape s, int runs, int *wrong, char
         t[r] = (now() - t0) / reps;
     }
     if (st == GPUMAT_OK && wrong)
-        out = download(c, GPUMAT_F32, s.m * s.n, corrupts(1), &st);
+        out = download(c, dtype, s.m * s.n, corrupts(dtype), &st);
     if (st == GPUMAT_OK && wrong) {
-        product p = {.s = s, .dtype = GPUMAT_F32, .alpha = 1, .a = ha, .b = hb, .out = out};
+        product p = {.s = s, .dtype = dtype, .alpha = 1, .a = ha, .b = hb, .out = out};
         bad = !check_elements(&p, 1, why, size);
     }
     if (wrong)
@@ -625,9 +670,10 @@ static gpumat_status create(gpumat_context **ctx, gpumat_gemm_backend backend)
     return gpumat_context_create(ctx, &o);
 }
 
-/* best[i]: the fastest verified time so far at size i, for pruning. */
+/* best[i]: the fastest verified time so far at size i, for pruning;
+ * products of dtype are timed. */
 static void evaluate(const config *cfg, candidate *c, const gpumat_device_info *dev,
-                     const double *best)
+                     gpumat_dtype dtype, const double *best)
 {
     char spec[512];
     spec_of(&c->p, spec, sizeof spec);
@@ -650,7 +696,8 @@ static void evaluate(const config *cfg, candidate *c, const gpumat_device_info *
     double log_sum = 0;
     for (size_t i = 0; i < cfg->nsizes; ++i) {
         int wrong;
-        c->seconds[i] = time_gemm(ctx, cfg->sizes[i], cfg->runs, &wrong, c->why, sizeof c->why);
+        c->seconds[i] = time_gemm(ctx, dtype, cfg->sizes[i], cfg->runs, &wrong, c->why,
+                                  sizeof c->why);
         if (c->seconds[i] <= 0) {
             c->result = wrong ? WRONG : FAILED;
             break;
@@ -687,9 +734,11 @@ static const char *outcome_name(outcome o)
     return "-";
 }
 
-static void print_header(const config *cfg)
+/* dbl: the double search's columns (the double blocking). */
+static void print_header(const config *cfg, int dbl)
 {
-    printf("%-3s %-11s %-40s %-6s", "#", "origin", "MWGxNWGxKWG/MDIMCxNDIMC s<small> L g p",
+    printf("%-3s %-11s %-40s %-6s", "#", "origin",
+           dbl ? "MWG64xNWG64xKWG64/MDIMC64xNDIMC64 L a k g" : "MWGxNWGxKWG/MDIMCxNDIMC s<small> L g p",
            "check");
     for (size_t i = 0; i < cfg->nsizes; ++i) {
         char t[40];
@@ -703,10 +752,13 @@ static void print_header(const config *cfg)
     printf(" %9s  (GFLOP/s)\n", "geomean");
 }
 
-static void print_row(const config *cfg, size_t index, const candidate *c)
+static void print_row(const config *cfg, size_t index, const candidate *c, int dbl)
 {
     char text[64];
-    short_of(&c->p, text, sizeof text);
+    if (dbl)
+        short64_of(&c->p, text, sizeof text);
+    else
+        short_of(&c->p, text, sizeof text);
     printf("%-3zu %-11s %-40s %-6s", index, c->origin, text, outcome_name(c->result));
     for (size_t i = 0; i < cfg->nsizes; ++i) {
         if (c->seconds[i] > 0)
@@ -828,7 +880,7 @@ static int cmp_shape(const void *a, const void *b)
 static int usage(void)
 {
     fprintf(stderr, "usage: gpumat-tune [--budget N] [--seconds S] [--sizes N,MxNxK,...] "
-                    "[--runs N] [--seed N] [--dry-run]\n");
+                    "[--runs N] [--seed N] [--no-double] [--dry-run]\n");
     return 2;
 }
 
@@ -845,6 +897,26 @@ static void add(candidate *list, size_t *count, const params *p, const char *ori
     }
 }
 
+/* The build options of `profile` on this device, read through
+ * GPUMAT_PROFILE (whose own value, the profile every candidate runs on,
+ * is put back); 0 if the profile cannot run here. */
+static int profile_params(const char *profile, params *p)
+{
+    const char *own = getenv("GPUMAT_PROFILE");
+    char saved[64];
+    snprintf(saved, sizeof saved, "%s", own ? own : "");
+    setenv("GPUMAT_PROFILE", profile, 1);
+    gpumat_context *ctx = NULL;
+    int ok = create(&ctx, GPUMAT_GEMM_NATIVE) == GPUMAT_OK &&
+             params_from_options(gpumat_context_build_options(ctx), p);
+    gpumat_context_destroy(ctx);
+    if (own)
+        setenv("GPUMAT_PROFILE", saved, 1);
+    else
+        unsetenv("GPUMAT_PROFILE");
+    return ok;
+}
+
 /* The GPU shortlist's rest: every other profile's float blocking (read
  * through GPUMAT_PROFILE; those that do not fit are skipped), then a few
  * fixed blockings. */
@@ -853,11 +925,8 @@ static void gpu_shortlist(candidate *list, size_t *count, const params *shipped,
     static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
                                            "cpu"};
     for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
-        setenv("GPUMAT_PROFILE", profiles[i], 1);
-        gpumat_context *ctx = NULL;
         params p;
-        if (create(&ctx, GPUMAT_GEMM_NATIVE) == GPUMAT_OK &&
-            params_from_options(gpumat_context_build_options(ctx), &p)) {
+        if (profile_params(profiles[i], &p)) {
             /* Only its float blocking: the double one stays this device's. */
             for (int k = KWG64; k < NPARAM; ++k)
                 if (k != LBUF && k != MSUB && k != NSUB)
@@ -865,9 +934,7 @@ static void gpu_shortlist(candidate *list, size_t *count, const params *shipped,
             complete(&p, shipped);
             add(list, count, &p, profiles[i]);
         }
-        gpumat_context_destroy(ctx);
     }
-    unsetenv("GPUMAT_PROFILE");
     static const unsigned fixed[][9] = {
         {32, 32, 8, 8, 8, 32, 32, 8, 8},      {64, 64, 8, 8, 8, 32, 32, 8, 8},
         {64, 64, 32, 8, 8, 32, 32, 8, 8},     {128, 64, 16, 16, 8, 64, 32, 8, 8},
@@ -965,6 +1032,294 @@ static params random_cpu(const params *shipped)
     return cpu_params(shipped, c);
 }
 
+/* ---- double blockings ------------------------------------------------------- */
+
+/* cl/gemm.cl's double tile: whole 4-element pieces, the device's work-group
+ * limit, and at most 64 doubles of C per work-item (8 x 8 already takes
+ * 128 of a GPU's ~255 registers).  The library checks again, with the
+ * local memory and the pipeline's rules. */
+static int plausible64(const params *p, size_t max_wg)
+{
+    const unsigned *v = p->v;
+    unsigned per_item = (v[MWG64] / v[MDIMC64]) * (v[NWG64] / v[NDIMC64]);
+    return tile_ok(v[MWG64], v[NWG64], v[KWG64], v[MDIMC64], v[NDIMC64]) &&
+           (max_wg == 0 || (size_t)v[MDIMC64] * v[NDIMC64] <= max_wg) && per_item >= 1 &&
+           per_item <= 64;
+}
+
+/* The double blocking's fields, in with_double's order; 0 keeps base's. */
+enum { D_MWG, D_NWG, D_KWG, D_MDIMC, D_NDIMC, D_LBUF, D_ASYNC, D_SKWG, D_MSUB, D_NSUB, D_COUNT };
+
+/* base with the double blocking d (0: base's value; d[D_ASYNC] 1: the
+ * pipeline off).  A warp patch that does not tile the work-group becomes
+ * row-major (1 x NDIMC64). */
+static params with_double(const params *base, const unsigned *d)
+{
+    static const int index[D_COUNT] = {MWG64, NWG64, KWG64, MDIMC64, NDIMC64,
+                                       LBUF64, ASYNC64, SKWG64, MSUB64, NSUB64};
+    params p = *base;
+    unsigned *v = p.v;
+    for (int i = 0; i < D_COUNT; ++i)
+        if (d[i])
+            v[index[i]] = d[i];
+    if (d[D_ASYNC] == 1) {
+        v[ASYNC64] = 0;
+        v[NOASYNC64] = base->v[ASYNC64] != 0;
+    } else if (d[D_ASYNC]) {
+        v[NOASYNC64] = 0;
+    }
+    if (v[MSUB64] && v[NSUB64] && (v[MDIMC64] % v[MSUB64] || v[NDIMC64] % v[NSUB64])) {
+        v[MSUB64] = 1;
+        v[NSUB64] = v[NDIMC64];
+    }
+    return p;
+}
+
+/* The double shortlist after the float winner itself: the other profiles'
+ * double blockings, the winner's with one thing changed (buffers, the
+ * pipeline, depth), and a few fixed ones. */
+static void double_shortlist(candidate *list, size_t *count, const params *base, size_t max_wg)
+{
+    static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu"};
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
+        params q;
+        if (profile_params(profiles[i], &q)) {
+            unsigned d[D_COUNT] = {q.v[MWG64], q.v[NWG64], q.v[KWG64], q.v[MDIMC64],
+                                   q.v[NDIMC64], q.v[LBUF64], q.v[ASYNC64] ? q.v[ASYNC64] : 1,
+                                   q.v[SKWG64], q.v[MSUB64], q.v[NSUB64]};
+            params p = with_double(base, d);
+            if (plausible64(&p, max_wg))
+                add(list, count, &p, profiles[i]);
+        }
+    }
+    static const unsigned fixed[][D_COUNT] = {
+        /* the winner's with one change */
+        {0, 0, 0, 0, 0, 1, 0, 0, 0, 0},  {0, 0, 0, 0, 0, 2, 0, 0, 0, 0},
+        {0, 0, 0, 0, 0, 0, 1, 0, 0, 0},  {0, 0, 0, 0, 0, 0, 2, 0, 0, 0},
+        {0, 0, 0, 0, 0, 0, 3, 0, 0, 0},  {0, 0, 8, 0, 0, 0, 0, 0, 0, 0},
+        {0, 0, 16, 0, 0, 0, 0, 0, 0, 0},  {0, 0, 0, 0, 0, 0, 0, 0, 8, 4},
+        {0, 0, 0, 0, 0, 0, 0, 0, 4, 8},
+        /* tiles: 8 x 8, 8 x 4, 4 x 8, 4 x 4 and 8 x 8 of 64 work-items */
+        {128, 128, 16, 16, 16, 0, 0, 0, 0, 0}, {128, 64, 8, 16, 16, 0, 0, 0, 0, 0},
+        {64, 128, 8, 16, 16, 0, 0, 0, 0, 0},   {64, 64, 16, 16, 16, 0, 0, 0, 0, 0},
+        {64, 64, 8, 8, 8, 0, 0, 0, 0, 0},      {32, 32, 16, 8, 8, 0, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i) {
+        params p = with_double(base, fixed[i]);
+        if (plausible64(&p, max_wg))
+            add(list, count, &p, "fixed");
+    }
+}
+
+/* A random double blocking on the float winner. */
+static params random_double(const params *base)
+{
+    static const unsigned wg[] = {32, 64, 128}, kwg[] = {8, 16, 32}, dimc[] = {8, 16, 32},
+                          lbuf[] = {1, 2}, async[] = {1, 2, 3}, skwg[] = {8, 16, 32},
+                          sub[] = {1, 2, 4, 8, 16};
+    unsigned d[D_COUNT]; /* one pick per statement, as in random_cpu */
+    d[D_MWG] = pick(wg, 3);
+    d[D_NWG] = pick(wg, 3);
+    d[D_KWG] = pick(kwg, 3);
+    d[D_MDIMC] = pick(dimc, 3);
+    d[D_NDIMC] = pick(dimc, 3);
+    d[D_LBUF] = pick(lbuf, 2);
+    d[D_ASYNC] = pick(async, 3);
+    d[D_SKWG] = pick(skwg, 3);
+    d[D_MSUB] = pick(sub, 5);
+    d[D_NSUB] = pick(sub, 5);
+    return with_double(base, d);
+}
+
+/* ---- one element type's search -------------------------------------------------- */
+
+typedef struct phase {
+    gpumat_dtype dtype;
+    candidate *list;          /* list[0]: the baseline */
+    size_t count, shortlist;  /* candidates; those before the random ones */
+    size_t evaluated, ok;     /* tried; correct among them */
+    double clblast[MAX_SIZES]; /* CLBlast's confirmed time per size; 0: none */
+    char clblast_why[256];
+    const candidate *win;
+    char failure[96];
+} phase;
+
+/* Tries the candidates (the baseline always, the rest until the time
+ * limit), then times the baseline, the best three and CLBlast again side
+ * by side and picks the winner.  0 with ph->failure when none is left. */
+static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, phase *ph)
+{
+    const int dbl = ph->dtype == GPUMAT_F64;
+    candidate *list = ph->list;
+    double start = now();
+    double best[MAX_SIZES] = {0};
+    print_header(cfg, dbl);
+    for (size_t i = 0; i < ph->count; ++i) {
+        if (i > 0 && cfg->seconds > 0 && now() - start > cfg->seconds) {
+            printf("(time limit reached: %zu of %zu candidates left untried)\n", ph->count - i,
+                   ph->count);
+            break;
+        }
+        if (i == ph->shortlist && i > 0)
+            printf("--- random search\n");
+        evaluate(cfg, &list[i], dev, ph->dtype, best);
+        ++ph->evaluated;
+        if (list[i].result == OK)
+            for (size_t s = 0; s < cfg->nsizes; ++s)
+                if (best[s] == 0 || list[i].seconds[s] < best[s])
+                    best[s] = list[i].seconds[s];
+        print_row(cfg, i, &list[i], dbl);
+    }
+    size_t wrong = 0;
+    for (size_t i = 0; i < ph->evaluated; ++i) {
+        ph->ok += list[i].result == OK || list[i].result == PRUNED;
+        wrong += list[i].result == WRONG;
+    }
+    printf("\n%zu candidates tried: %zu correct, %zu wrong (discarded)\n", ph->evaluated, ph->ok,
+           wrong);
+
+    /* Confirmation: the baseline, the best three and CLBlast are timed
+     * again, side by side per size, twice, each keeping its fastest time:
+     * a change of load during the search (a shared machine, clock
+     * changes) then favours none of them. */
+    enum { FINALISTS = 4, ROUNDS = 2 };
+    candidate *final[FINALISTS] = {NULL};
+    gpumat_context *final_ctx[FINALISTS + 1] = {NULL};
+    size_t nfinal = 0;
+    if (list[0].result == OK)
+        final[nfinal++] = &list[0];
+    while (nfinal < FINALISTS) {
+        candidate *next = NULL;
+        for (size_t i = 1; i < ph->evaluated; ++i) {
+            int taken = 0;
+            for (size_t f = 0; f < nfinal; ++f)
+                taken |= final[f] == &list[i];
+            if (!taken && list[i].result == OK && (!next || list[i].score > next->score))
+                next = &list[i];
+        }
+        if (!next)
+            break;
+        final[nfinal++] = next;
+    }
+    if (nfinal == 0) {
+        snprintf(ph->failure, sizeof ph->failure, "no candidate passed the checks");
+        return 0;
+    }
+    for (size_t f = 0; f < nfinal; ++f) {
+        char fspec[512];
+        spec_of(&final[f]->p, fspec, sizeof fspec);
+        setenv("GPUMAT_KERNEL_PARAMS", fspec, 1);
+        if (create(&final_ctx[f], GPUMAT_GEMM_NATIVE) != GPUMAT_OK)
+            final_ctx[f] = NULL;
+        unsetenv("GPUMAT_KERNEL_PARAMS");
+        memset(final[f]->seconds, 0, sizeof final[f]->seconds);
+    }
+    gpumat_context *blas = NULL;
+    if (create(&blas, GPUMAT_GEMM_CLBLAST) != GPUMAT_OK) {
+        snprintf(ph->clblast_why, sizeof ph->clblast_why, "unavailable: %s",
+                 gpumat_last_error(NULL));
+        blas = NULL;
+    } else {
+        shape s = {131, 67, 29};
+        int v = check_product(blas, ph->dtype, s, 0, 0, ph->clblast_why, sizeof ph->clblast_why);
+        if (v == 1)
+            v = check_product(blas, ph->dtype, s, 1, 0, ph->clblast_why,
+                              sizeof ph->clblast_why);
+        if (v != 1) {
+            gpumat_context_destroy(blas);
+            blas = NULL;
+        }
+    }
+    final_ctx[nfinal] = blas;
+    char why[256];
+    for (int r = 0; r < ROUNDS; ++r)
+        for (size_t i = 0; i < cfg->nsizes; ++i)
+            for (size_t f = 0; f <= nfinal; ++f) {
+                if (!final_ctx[f])
+                    continue;
+                /* The finalists' products at these sizes passed the search's
+                 * checks; CLBlast's large ones are checked here (a wrong one
+                 * takes it out of the running, as a failure does). */
+                int clblast_wrong;
+                double t = time_gemm(final_ctx[f], ph->dtype, cfg->sizes[i], cfg->runs,
+                                     f < nfinal ? NULL : &clblast_wrong, why, sizeof why);
+                double *keep = f < nfinal ? &final[f]->seconds[i] : &ph->clblast[i];
+                if (t <= 0) { /* a failure now: out of the running */
+                    fprintf(stderr, "gpumat-tune: %s\n", why);
+                    gpumat_context_destroy(final_ctx[f]);
+                    final_ctx[f] = NULL;
+                    if (f < nfinal)
+                        final[f]->result = FAILED;
+                    else
+                        memset(ph->clblast, 0, sizeof ph->clblast);
+                } else if (*keep == 0 || t < *keep) {
+                    *keep = t;
+                }
+            }
+    for (size_t f = 0; f <= nfinal; ++f)
+        gpumat_context_destroy(final_ctx[f]);
+
+    const candidate *win = NULL;
+    printf("\nconfirmed (fastest of %d interleaved rounds):\n", ROUNDS);
+    print_header(cfg, dbl);
+    for (size_t f = 0; f < nfinal; ++f) {
+        candidate *c = final[f];
+        double log_sum = 0;
+        for (size_t i = 0; c->result == OK && i < cfg->nsizes; ++i)
+            log_sum += log(gflops(cfg->sizes[i], c->seconds[i]));
+        c->score = c->result == OK ? exp(log_sum / (double)cfg->nsizes) : 0;
+        print_row(cfg, (size_t)(c - list), c, dbl);
+        if (c->result == OK && (!win || c->score > win->score))
+            win = c;
+    }
+    if (!win) {
+        snprintf(ph->failure, sizeof ph->failure, "every finalist failed");
+        return 0;
+    }
+    /* Within 3% of the baseline is noise: keep that. */
+    if (win != &list[0] && list[0].result == OK && win->score < 1.03 * list[0].score) {
+        printf("(the best is within 3%% of the %s parameters: keeping those)\n",
+               list[0].origin);
+        win = &list[0];
+    }
+    ph->win = win;
+    return 1;
+}
+
+/* Prints the winner against the baseline and CLBlast per size, and appends
+ * the size classes ("<keyword> <limit> native|clblast") to body. */
+static void report(const config *cfg, const phase *ph, const char *keyword, char *body,
+                   size_t size)
+{
+    const candidate *win = ph->win, *base = &ph->list[0];
+    char wtext[64];
+    if (ph->dtype == GPUMAT_F64)
+        short64_of(&win->p, wtext, sizeof wtext);
+    else
+        short_of(&win->p, wtext, sizeof wtext);
+    printf("\nbest %s: %s (%s), %.1f GFLOP/s geometric mean against %.1f %s\n\n",
+           ph->dtype == GPUMAT_F64 ? "double" : "float", wtext, win->origin, win->score,
+           base->result == OK ? base->score : 0.0, base->origin);
+    printf("%-16s %10s %10s %10s  %s\n", "size", base->origin, "tuned", "clblast", "AUTO uses");
+    for (size_t i = 0; i < cfg->nsizes; ++i) {
+        shape s = cfg->sizes[i];
+        /* CLBlast must win clearly: the native kernels are always there. */
+        int use_clblast = ph->clblast[i] > 0 && ph->clblast[i] < 0.97 * win->seconds[i];
+        unsigned limit = i + 1 < cfg->nsizes
+                             ? (unsigned)sqrt(cube_root(s) * cube_root(cfg->sizes[i + 1]))
+                             : (unsigned)ceil(cube_root(s));
+        char t[48], c[16];
+        snprintf(t, sizeof t, "%zux%zux%zu", s.m, s.n, s.k);
+        snprintf(c, sizeof c, ph->clblast[i] > 0 ? "%.1f" : "-", gflops(s, ph->clblast[i]));
+        printf("%-16s %10.1f %10.1f %10s  %s\n", t,
+               base->result == OK ? gflops(s, base->seconds[i]) : 0.0,
+               gflops(s, win->seconds[i]), c, use_clblast ? "clblast" : "native");
+        appendf(body, size, "%s %u %s\n", keyword, limit, use_clblast ? "clblast" : "native");
+    }
+    if (ph->clblast_why[0])
+        printf("CLBlast: %s\n", ph->clblast_why);
+}
+
 int main(int argc, char **argv)
 {
     config cfg = {.budget = 24, .seconds = 600, .runs = 3, .seed = 1};
@@ -982,10 +1337,11 @@ int main(int argc, char **argv)
             cfg.seed = strtoull(argv[++i], NULL, 10);
         else if (!strcmp(argv[i], "--dry-run"))
             cfg.dry_run = 1;
+        else if (!strcmp(argv[i], "--no-double"))
+            cfg.no_double = 1;
         else
             return usage();
     }
-    double start = now();
     rng_state = cfg.seed;
 
     /* The search sets GPUMAT_KERNEL_PARAMS itself, and the baseline is the
@@ -1051,207 +1407,105 @@ int main(int argc, char **argv)
                "nocopy: PACKA=0\n");
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
-    /* The shortlist: shipped parameters of this profile and of the others
-     * (read through GPUMAT_PROFILE; those that do not fit are skipped),
-     * then a few fixed blockings. */
-    static candidate list[MAX_CANDIDATES];
-    size_t count = 0;
-    add(list, &count, &shipped, "shipped");
+    /* The float shortlist: shipped parameters of this profile and of the
+     * others (read through GPUMAT_PROFILE; those that do not fit are
+     * skipped), then a few fixed blockings, then random ones. */
+    static candidate list[MAX_CANDIDATES], list64[MAX_CANDIDATES];
+    phase ph = {.dtype = GPUMAT_F32, .list = list};
+    add(list, &ph.count, &shipped, "shipped");
     if (dev.vendor == GPUMAT_VENDOR_NVIDIA && dev.type == GPUMAT_DEVICE_GPU) {
         params untailed = shipped;
         untailed.v[NVOFF] = 1;
-        add(list, &count, &untailed, "no PTX pass");
+        add(list, &ph.count, &untailed, "no PTX pass");
         params uncopied = shipped;
         uncopied.v[NOCOPY] = 1;
-        add(list, &count, &uncopied, "no copy");
+        add(list, &ph.count, &uncopied, "no copy");
     }
     if (cpu_kernels)
-        cpu_shortlist(list, &count, &shipped, dev.max_work_group_size);
+        cpu_shortlist(list, &ph.count, &shipped, dev.max_work_group_size);
     else
-        gpu_shortlist(list, &count, &shipped, dev.max_work_group_size);
-    size_t shortlist = count;
+        gpu_shortlist(list, &ph.count, &shipped, dev.max_work_group_size);
+    ph.shortlist = ph.count;
     for (unsigned drawn = 0, tries = 0; drawn < cfg.budget && tries < 100000; ++tries) {
         params p = cpu_kernels ? random_cpu(&shipped) : random_gpu(&shipped);
-        size_t before = count;
+        size_t before = ph.count;
         if (cpu_kernels ? cpu_plausible(&p, dev.max_work_group_size)
                         : plausible(&p, dev.max_work_group_size))
-            add(list, &count, &p, "random");
-        if (count > before)
+            add(list, &ph.count, &p, "random");
+        if (ph.count > before)
             ++drawn;
     }
-
-    double best[MAX_SIZES] = {0};
-    print_header(&cfg);
-    size_t evaluated = 0;
-    for (size_t i = 0; i < count; ++i) {
-        /* The shipped parameters always run: they are the baseline. */
-        if (i > 0 && cfg.seconds > 0 && now() - start > cfg.seconds) {
-            printf("(time limit reached: %zu of %zu candidates left untried)\n", count - i,
-                   count);
-            break;
-        }
-        if (i == shortlist)
-            printf("--- random search\n");
-        evaluate(&cfg, &list[i], &dev, best);
-        ++evaluated;
-        if (list[i].result == OK)
-            for (size_t s = 0; s < cfg.nsizes; ++s)
-                if (best[s] == 0 || list[i].seconds[s] < best[s])
-                    best[s] = list[i].seconds[s];
-        print_row(&cfg, i, &list[i]);
-    }
-
-    size_t ok = 0, wrong = 0;
-    for (size_t i = 0; i < evaluated; ++i) {
-        ok += list[i].result == OK || list[i].result == PRUNED;
-        wrong += list[i].result == WRONG;
-    }
-    printf("\n%zu candidates tried: %zu correct, %zu wrong (discarded)\n", evaluated, ok, wrong);
-
-    /* Confirmation: the shipped parameters, the best three and CLBlast are
-     * timed again, side by side per size, twice, each keeping its fastest
-     * time: a change of load during the search (a shared machine, clock
-     * changes) then favours none of them. */
-    enum { FINALISTS = 4, ROUNDS = 2 };
-    candidate *final[FINALISTS] = {NULL};
-    gpumat_context *final_ctx[FINALISTS + 1] = {NULL};
-    size_t nfinal = 0;
-    if (list[0].result == OK)
-        final[nfinal++] = &list[0];
-    while (nfinal < FINALISTS) {
-        candidate *next = NULL;
-        for (size_t i = 1; i < evaluated; ++i) {
-            int taken = 0;
-            for (size_t f = 0; f < nfinal; ++f)
-                taken |= final[f] == &list[i];
-            if (!taken && list[i].result == OK && (!next || list[i].score > next->score))
-                next = &list[i];
-        }
-        if (!next)
-            break;
-        final[nfinal++] = next;
-    }
-    if (nfinal == 0) {
-        fprintf(stderr, "gpumat-tune: no candidate passed the checks; nothing written\n");
+    if (!search_and_confirm(&cfg, &dev, &ph)) {
+        fprintf(stderr, "gpumat-tune: %s; nothing written\n", ph.failure);
         return 1;
     }
-    for (size_t f = 0; f < nfinal; ++f) {
-        char fspec[512];
-        spec_of(&final[f]->p, fspec, sizeof fspec);
-        setenv("GPUMAT_KERNEL_PARAMS", fspec, 1);
-        if (create(&final_ctx[f], GPUMAT_GEMM_NATIVE) != GPUMAT_OK)
-            final_ctx[f] = NULL;
-        unsetenv("GPUMAT_KERNEL_PARAMS");
-        memset(final[f]->seconds, 0, sizeof final[f]->seconds);
-    }
-    double clblast[MAX_SIZES] = {0};
-    char clblast_why[256] = "";
-    gpumat_context *blas = NULL;
-    if (create(&blas, GPUMAT_GEMM_CLBLAST) != GPUMAT_OK) {
-        snprintf(clblast_why, sizeof clblast_why, "unavailable: %s", gpumat_last_error(NULL));
-        blas = NULL;
-    } else {
-        shape s = {131, 67, 29};
-        int v = check_product(blas, GPUMAT_F32, s, 0, 0, clblast_why, sizeof clblast_why);
-        if (v == 1)
-            v = check_product(blas, GPUMAT_F32, s, 1, 0, clblast_why, sizeof clblast_why);
-        if (v != 1) {
-            gpumat_context_destroy(blas);
-            blas = NULL;
-        }
-    }
-    final_ctx[nfinal] = blas;
-    char why[256];
-    for (int r = 0; r < ROUNDS; ++r)
-        for (size_t i = 0; i < cfg.nsizes; ++i)
-            for (size_t f = 0; f <= nfinal; ++f) {
-                if (!final_ctx[f])
-                    continue;
-                /* The finalists' products at these sizes passed the search's
-                 * checks; CLBlast's large ones are checked here (a wrong one
-                 * takes it out of the running, as a failure does). */
-                int clblast_wrong;
-                double t = time_gemm(final_ctx[f], cfg.sizes[i], cfg.runs,
-                                     f < nfinal ? NULL : &clblast_wrong, why, sizeof why);
-                double *keep = f < nfinal ? &final[f]->seconds[i] : &clblast[i];
-                if (t <= 0) { /* a failure now: out of the running */
-                    fprintf(stderr, "gpumat-tune: %s\n", why);
-                    gpumat_context_destroy(final_ctx[f]);
-                    final_ctx[f] = NULL;
-                    if (f < nfinal)
-                        final[f]->result = FAILED;
-                    else
-                        memset(clblast, 0, sizeof clblast);
-                } else if (*keep == 0 || t < *keep) {
-                    *keep = t;
-                }
-            }
-    for (size_t f = 0; f <= nfinal; ++f)
-        gpumat_context_destroy(final_ctx[f]);
-
-    const candidate *win = NULL;
-    printf("\nconfirmed (fastest of %d interleaved rounds):\n", ROUNDS);
-    print_header(&cfg);
-    for (size_t f = 0; f < nfinal; ++f) {
-        candidate *c = final[f];
-        double log_sum = 0;
-        for (size_t i = 0; c->result == OK && i < cfg.nsizes; ++i)
-            log_sum += log(gflops(cfg.sizes[i], c->seconds[i]));
-        c->score = c->result == OK ? exp(log_sum / (double)cfg.nsizes) : 0;
-        print_row(&cfg, (size_t)(c - list), c);
-        if (c->result == OK && (!win || c->score > win->score))
-            win = c;
-    }
-    if (!win) {
-        fprintf(stderr, "gpumat-tune: every finalist failed; nothing written\n");
-        return 1;
-    }
-    /* Within 3% of the shipped parameters is noise: keep those. */
-    if (win != &list[0] && list[0].result == OK && win->score < 1.03 * list[0].score) {
-        printf("(the best is within 3%% of the shipped parameters: keeping those)\n");
-        win = &list[0];
-    }
-    char wtext[64], spec[512];
-    short_of(&win->p, wtext, sizeof wtext);
-    spec_of(&win->p, spec, sizeof spec);
-    double shipped_score = list[0].result == OK ? list[0].score : 0.0;
-    printf("\nbest:    %s (%s), %.1f GFLOP/s geometric mean against %.1f shipped\n\n", wtext,
-           win->origin, win->score, shipped_score);
-
-    printf("%-16s %10s %10s %10s  %s\n", "size", "shipped", "tuned", "clblast", "AUTO uses");
     char body[8192] = "";
-    for (size_t i = 0; i < cfg.nsizes; ++i) {
-        shape s = cfg.sizes[i];
-        /* CLBlast must win clearly: the native kernels are always there. */
-        int use_clblast = clblast[i] > 0 && clblast[i] < 0.97 * win->seconds[i];
-        unsigned limit = i + 1 < cfg.nsizes
-                             ? (unsigned)sqrt(cube_root(s) * cube_root(cfg.sizes[i + 1]))
-                             : (unsigned)ceil(cube_root(s));
-        char t[48], c[16];
-        snprintf(t, sizeof t, "%zux%zux%zu", s.m, s.n, s.k);
-        snprintf(c, sizeof c, clblast[i] > 0 ? "%.1f" : "-", gflops(s, clblast[i]));
-        printf("%-16s %10.1f %10.1f %10s  %s\n", t,
-               list[0].result == OK ? gflops(s, list[0].seconds[i]) : 0.0,
-               gflops(s, win->seconds[i]), c, use_clblast ? "clblast" : "native");
-        appendf(body, sizeof body, "backend %u %s\n", limit, use_clblast ? "clblast" : "native");
-    }
-    if (clblast_why[0])
-        printf("CLBlast: %s\n", clblast_why);
+    report(&cfg, &ph, "backend", body, sizeof body);
+    const candidate *final = ph.win;
 
+    /* Double: the float winner's parameters with other double blockings
+     * (GPU tiled kernels; the CPU kernels have no blocking of their own
+     * for double), timed on double products and against CLBlast's. */
+    phase ph64 = {.dtype = GPUMAT_F64, .list = list64};
+    if (dev.has_fp64 && !cfg.no_double) {
+        /* The baseline: the winner with the profile's double-only values
+         * spelt out (the same kernels; its row then shows them). */
+        params base64 = ph.win->p;
+        static const int double_only[] = {LBUF64, ASYNC64, SKWG64, MSUB64, NSUB64};
+        for (size_t i = 0; i < sizeof double_only / sizeof double_only[0]; ++i)
+            if (!base64.v[double_only[i]])
+                base64.v[double_only[i]] = shipped.v[double_only[i]];
+        add(list64, &ph64.count, &base64, ph.win == &list[0] ? "shipped" : "float best");
+        if (!cpu_kernels && !ph.win->p.v[TILED]) {
+            double_shortlist(list64, &ph64.count, &base64, dev.max_work_group_size);
+            ph64.shortlist = ph64.count;
+            for (unsigned drawn = 0, tries = 0; drawn < cfg.budget / 2 && tries < 100000;
+                 ++tries) {
+                params p = random_double(&base64);
+                size_t before = ph64.count;
+                if (plausible64(&p, dev.max_work_group_size))
+                    add(list64, &ph64.count, &p, "random");
+                if (ph64.count > before)
+                    ++drawn;
+            }
+        } else {
+            ph64.shortlist = ph64.count;
+        }
+        printf("\ndouble: the float winner with each double blocking (columns: tile "
+               "MWG64xNWG64xKWG64 / work-group MDIMC64xNDIMC64, L: LBUF64, a: ASYNC64, k: SKWG64, "
+               "g: MSUB64xNSUB64)\n");
+        if (!search_and_confirm(&cfg, &dev, &ph64)) {
+            fprintf(stderr, "gpumat-tune: double: %s; nothing written\n", ph64.failure);
+            return 1;
+        }
+        report(&cfg, &ph64, "backend64", body, sizeof body);
+        final = ph64.win;
+    }
+
+    char spec[512];
+    spec_of(&final->p, spec, sizeof spec);
     char text[16384];
     time_t t = time(NULL);
     struct tm tm;
     char date[32] = "";
     if (gmtime_r(&t, &tm))
         strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-    snprintf(text, sizeof text,
-             "# written by gpumat-tune (libgpumat %s) on %s\n"
-             "# best of %zu correct candidates, seed %llu; GFLOP/s tuned / shipped / clblast:\n",
-             gpumat_version_string(), date, ok, cfg.seed);
-    for (size_t i = 0; i < cfg.nsizes; ++i)
-        appendf(text, sizeof text, "#   %zux%zux%zu: %.1f / %.1f / %.1f\n", cfg.sizes[i].m,
-                cfg.sizes[i].n, cfg.sizes[i].k, gflops(cfg.sizes[i], win->seconds[i]),
-                gflops(cfg.sizes[i], list[0].seconds[i]), gflops(cfg.sizes[i], clblast[i]));
+    snprintf(text, sizeof text, "# written by gpumat-tune (libgpumat %s) on %s, seed %llu\n",
+             gpumat_version_string(), date, cfg.seed);
+    const phase *phases[2] = {&ph, &ph64};
+    for (int d = 0; d < 2; ++d) {
+        const phase *f = phases[d];
+        if (!f->win)
+            continue;
+        appendf(text, sizeof text,
+                "# %s: best of %zu correct candidates; GFLOP/s tuned / shipped / clblast:\n",
+                d ? "double" : "float", f->ok);
+        for (size_t i = 0; i < cfg.nsizes; ++i)
+            appendf(text, sizeof text, "#   %zux%zux%zu: %.1f / %.1f / %.1f\n", cfg.sizes[i].m,
+                    cfg.sizes[i].n, cfg.sizes[i].k, gflops(cfg.sizes[i], f->win->seconds[i]),
+                    gflops(cfg.sizes[i], f->list[0].seconds[i]),
+                    gflops(cfg.sizes[i], f->clblast[i]));
+    }
     appendf(text, sizeof text, "gpumat-tuning 1\ndevice %s\ndriver %s\nparams %s\n%s", dev.name,
             dev.driver_version, spec, body);
 

@@ -87,7 +87,7 @@ int main(int argc, char **argv)
     printf("device:   %s (%s, %s %s), profile %s, GEMM backend %s\n", dev.name, dev.platform_name,
            gpumat_vendor_name(dev.vendor), gpumat_device_type_name(dev.type),
            gpumat_context_profile(ctx),
-           gpumat_context_gemm_backend_for(ctx, n, n, n) == GPUMAT_GEMM_CLBLAST ? "CLBlast"
+           gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, n, n, n) == GPUMAT_GEMM_CLBLAST ? "CLBlast"
                                                                                 : "native");
     printf("problem:  %zu x %zu times %zu x %zu, float, seed %u\n", n, n, n, n, seed);
 

@@ -206,6 +206,15 @@ GPUMAT_API const char *gpumat_device_type_name(gpumat_device_type type);
 GPUMAT_API const char *gpumat_vendor_name(gpumat_vendor vendor);
 
 /* ------------------------------------------------------------------------ */
+/* Element types (of matrices, and of the products dispatch is asked about) */
+/* ------------------------------------------------------------------------ */
+
+typedef enum gpumat_dtype {
+    GPUMAT_F32 = 1, /**< float */
+    GPUMAT_F64 = 2  /**< double; needs a device with cl_khr_fp64 */
+} gpumat_dtype;
+
+/* ------------------------------------------------------------------------ */
 /* Contexts                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -281,14 +290,15 @@ GPUMAT_API const char *gpumat_context_build_options(const gpumat_context *ctx);
  *  (gpumat_context_gemm_backend_for() tells which).  AUTO also for NULL. */
 GPUMAT_API gpumat_gemm_backend gpumat_context_gemm_backend(const gpumat_context *ctx);
 
-/** The backend gpumat_gemm() on ctx uses for a product of an m x k and a
- *  k x n operand (after transposition): the forced backend, or under AUTO
- *  the choice for that size class from the device's tuning file or, without
- *  one, from the library's measurements for the context's profile.  AUTO
- *  never picks CLBlast when it cannot be loaded.  GPUMAT_GEMM_AUTO for a
- *  NULL ctx. */
+/** The backend gpumat_gemm() on ctx uses for a product of dtype of an
+ *  m x k and a k x n operand (after transposition): the forced backend, or
+ *  under AUTO the choice for that element type and size class from the
+ *  device's tuning file or, without one, from the library's measurements
+ *  for the context's profile.  AUTO never picks CLBlast when it cannot be
+ *  loaded.  GPUMAT_GEMM_AUTO for a NULL ctx. */
 GPUMAT_API gpumat_gemm_backend gpumat_context_gemm_backend_for(const gpumat_context *ctx,
-                                                               size_t m, size_t n, size_t k);
+                                                               gpumat_dtype dtype, size_t m,
+                                                               size_t n, size_t k);
 
 /* Tuning.  build/examples/gpumat-tune measures GEMM kernel parameters and
  * native-versus-CLBlast per size on a device and writes a tuning file for
@@ -352,11 +362,6 @@ GPUMAT_API gpumat_status gpumat_context_scratch_size(const gpumat_context *ctx, 
 /* ------------------------------------------------------------------------ */
 /* Matrices                                                                 */
 /* ------------------------------------------------------------------------ */
-
-typedef enum gpumat_dtype {
-    GPUMAT_F32 = 1, /**< float */
-    GPUMAT_F64 = 2  /**< double; needs a device with cl_khr_fp64 */
-} gpumat_dtype;
 
 typedef struct gpumat_matrix gpumat_matrix;
 

@@ -250,8 +250,9 @@ typedef struct gpumat__gemm_class {
 struct gpumat__tuning {
     char path[GPUMAT__TUNING_PATH_SIZE];  /* the device's tuning file; "" if none */
     char note[GPUMAT__TUNING_NOTE_SIZE];  /* gpumat_context_tuning() */
-    unsigned class_count;
-    gpumat__gemm_class classes[GPUMAT__TUNING_MAX_CLASSES];
+    /* AUTO's size classes per element type: [0] float, [1] double. */
+    unsigned class_count[2];
+    gpumat__gemm_class classes[2][GPUMAT__TUNING_MAX_CLASSES];
 };
 
 /* profile.c's own checks, handed to tuning.c so that a file's parameters
@@ -267,10 +268,11 @@ void gpumat__tuning_apply(const gpumat_device_info *info, gpumat__profile *profi
                           bool params_from_env, gpumat__params_apply_fn apply,
                           gpumat__params_fit_fn fit, gpumat__tuning *tuning);
 
-/* The backend gpumat_gemm() uses on ctx for an m x k by k x n product: the
- * forced one, or under AUTO the size class's (native when CLBlast is
- * missing).  No lock needed: it reads only what creation fixed. */
-gpumat_gemm_backend gpumat__gemm_choose(const gpumat_context *ctx, size_t m, size_t n, size_t k);
+/* The backend gpumat_gemm() uses on ctx for an m x k by k x n product of
+ * dtype: the forced one, or under AUTO the size class's (native when
+ * CLBlast is missing).  No lock needed: it reads only what creation fixed. */
+gpumat_gemm_backend gpumat__gemm_choose(const gpumat_context *ctx, gpumat_dtype dtype, size_t m,
+                                        size_t n, size_t k);
 
 /* ---- program.c: embedded kernels, lazily built ------------------------- */
 

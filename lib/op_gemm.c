@@ -520,7 +520,7 @@ static gpumat_status gemm(const char *fn, gpumat_op op_a, gpumat_op op_b, double
         .lda = a->cols, .ldb = b->cols, .ldc = c->cols,
     };
     /* The forced backend, or AUTO's choice for this size (tuning.c). */
-    gpumat_gemm_backend backend = gpumat__gemm_choose(ctx, m, n, ka);
+    gpumat_gemm_backend backend = gpumat__gemm_choose(ctx, a->dtype, m, n, ka);
     pthread_mutex_lock(&ctx->lock);
     if (backend == GPUMAT_GEMM_CLBLAST) {
         ctx->clblast_used = true;

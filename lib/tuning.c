@@ -12,11 +12,14 @@
  *   device <name>                    the key, compared exactly
  *   driver <driver version>
  *   params MWG=64,NWG=64,...         GPUMAT_KERNEL_PARAMS syntax (optional)
- *   backend <limit> native|clblast   GEMM size classes (optional, ascending)
+ *   backend <limit> native|clblast   float GEMM size classes (optional, ascending)
+ *   backend64 <limit> native|clblast double GEMM size classes (optional, ascending)
  *
  * Blank lines and lines starting with '#' are skipped.  A "backend" line
  * covers products whose cube root of m*n*k is at most <limit> and above the
  * previous line's limit; the last line also covers everything larger.
+ * Double products follow the "backend64" lines, or where a file has none
+ * (files of gpumat-tune before it measured double), the "backend" ones.
  *
  * A file that cannot be read, has another format version, is malformed,
  * carries another device's key or parameters the library rejects (the
@@ -61,16 +64,21 @@ static const struct {
     {"cpu-avx512", 1, {{0, GPUMAT_GEMM_NATIVE}}},
 };
 
+/* Both element types: every measurement above found the same backend for
+ * float and double. */
 static void use_shipped_classes(const char *profile, gpumat__tuning *t)
 {
-    t->class_count = 1;
-    t->classes[0].limit = 0;
-    t->classes[0].backend = GPUMAT_GEMM_NATIVE;
-    for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; ++i)
-        if (!strcmp(shipped[i].profile, profile)) {
-            t->class_count = shipped[i].count;
-            memcpy(t->classes, shipped[i].classes, shipped[i].count * sizeof t->classes[0]);
-        }
+    for (int d = 0; d < 2; ++d) {
+        t->class_count[d] = 1;
+        t->classes[d][0].limit = 0;
+        t->classes[d][0].backend = GPUMAT_GEMM_NATIVE;
+        for (size_t i = 0; i < sizeof shipped / sizeof shipped[0]; ++i)
+            if (!strcmp(shipped[i].profile, profile)) {
+                t->class_count[d] = shipped[i].count;
+                memcpy(t->classes[d], shipped[i].classes,
+                       shipped[i].count * sizeof t->classes[d][0]);
+            }
+    }
 }
 
 /* ---- the file's place ---------------------------------------------------- */
@@ -130,8 +138,8 @@ typedef struct parsed {
     unsigned version;
     bool has_device, has_driver, has_params;
     char device[LINE_SIZE], driver[LINE_SIZE], params[LINE_SIZE];
-    unsigned class_count;
-    gpumat__gemm_class classes[GPUMAT__TUNING_MAX_CLASSES];
+    unsigned class_count[2]; /* "backend", "backend64" */
+    gpumat__gemm_class classes[2][GPUMAT__TUNING_MAX_CLASSES];
 } parsed;
 
 typedef enum parse_result { PARSE_OK, PARSE_UNREADABLE, PARSE_VERSION, PARSE_MALFORMED } parse_result;
@@ -232,18 +240,22 @@ static parse_result parse_file(const char *path, parsed *p, char *why, size_t wh
                 what = "empty params";
             p->has_params = true;
             snprintf(p->params, sizeof p->params, "%s", v);
-        } else if ((v = after(line, "backend")) != NULL) {
+        } else if ((v = after(line, "backend")) != NULL ||
+                   (v = after(line, "backend64")) != NULL) {
+            int d = line[strlen("backend")] == '6';
+            unsigned *count = &p->class_count[d];
             gpumat__gemm_class c;
             if (!parse_backend(v, &c))
-                what = "expected \"backend <limit> native|clblast\" with a limit > 0";
-            else if (p->class_count == GPUMAT__TUNING_MAX_CLASSES)
-                what = "too many backend lines";
-            else if (p->class_count > 0 && c.limit <= p->classes[p->class_count - 1].limit)
-                what = "backend limits must increase";
+                what = d ? "expected \"backend64 <limit> native|clblast\" with a limit > 0"
+                         : "expected \"backend <limit> native|clblast\" with a limit > 0";
+            else if (*count == GPUMAT__TUNING_MAX_CLASSES)
+                what = d ? "too many backend64 lines" : "too many backend lines";
+            else if (*count > 0 && c.limit <= p->classes[d][*count - 1].limit)
+                what = d ? "backend64 limits must increase" : "backend limits must increase";
             else
-                p->classes[p->class_count++] = c;
+                p->classes[d][(*count)++] = c;
         } else {
-            what = "unknown line (expected device, driver, params or backend)";
+            what = "unknown line (expected device, driver, params, backend or backend64)";
         }
         if (what) {
             snprintf(why, why_size, "line %u: %s", number, what);
@@ -261,7 +273,7 @@ static parse_result parse_file(const char *path, parsed *p, char *why, size_t wh
         snprintf(why, why_size, "empty file");
     else if (!p->has_device || !p->has_driver)
         snprintf(why, why_size, "no %s line", !p->has_device ? "device" : "driver");
-    else if (!p->has_params && p->class_count == 0)
+    else if (!p->has_params && p->class_count[0] == 0 && p->class_count[1] == 0)
         snprintf(why, why_size, "neither a params nor a backend line");
     else
         return PARSE_OK;
@@ -358,9 +370,14 @@ void gpumat__tuning_apply(const gpumat_device_info *info, gpumat__profile *profi
         }
         *profile = tuned;
     }
-    if (p->class_count > 0) {
-        t->class_count = p->class_count;
-        memcpy(t->classes, p->classes, p->class_count * sizeof t->classes[0]);
+    /* Double without lines of its own follows float's. */
+    for (int d = 0; d < 2; ++d) {
+        int from = p->class_count[d] > 0 ? d : 0;
+        if (p->class_count[from] > 0) {
+            t->class_count[d] = p->class_count[from];
+            memcpy(t->classes[d], p->classes[from],
+                   p->class_count[from] * sizeof t->classes[d][0]);
+        }
     }
     note(t, "tuned: %s", t->path);
     free(p);
@@ -368,20 +385,23 @@ void gpumat__tuning_apply(const gpumat_device_info *info, gpumat__profile *profi
 
 /* ---- dispatch ------------------------------------------------------------------ */
 
-gpumat_gemm_backend gpumat__gemm_choose(const gpumat_context *ctx, size_t m, size_t n, size_t k)
+gpumat_gemm_backend gpumat__gemm_choose(const gpumat_context *ctx, gpumat_dtype dtype, size_t m,
+                                        size_t n, size_t k)
 {
     if (ctx->gemm_backend != GPUMAT_GEMM_AUTO)
         return ctx->gemm_backend;
-    const gpumat__tuning *t = &ctx->tuning;
-    if (t->class_count == 0)
+    int d = dtype == GPUMAT_F64;
+    unsigned count = ctx->tuning.class_count[d];
+    const gpumat__gemm_class *classes = ctx->tuning.classes[d];
+    if (count == 0)
         return GPUMAT_GEMM_NATIVE;
     /* The class whose limit L is the first with m*n*k <= L^3. */
     double volume = (double)m * (double)n * (double)k;
     unsigned i = 0;
-    while (i + 1 < t->class_count &&
-           volume > (double)t->classes[i].limit * t->classes[i].limit * t->classes[i].limit)
+    while (i + 1 < count &&
+           volume > (double)classes[i].limit * classes[i].limit * classes[i].limit)
         ++i;
-    gpumat_gemm_backend b = t->classes[i].backend;
+    gpumat_gemm_backend b = classes[i].backend;
     if (b == GPUMAT_GEMM_CLBLAST && !gpumat__clblast_available(NULL, 0))
         b = GPUMAT_GEMM_NATIVE;
     return b;
@@ -413,8 +433,8 @@ gpumat_status gpumat_context_tuning_path(const gpumat_context *ctx, char *path, 
     return GPUMAT_OK;
 }
 
-gpumat_gemm_backend gpumat_context_gemm_backend_for(const gpumat_context *ctx, size_t m,
-                                                    size_t n, size_t k)
+gpumat_gemm_backend gpumat_context_gemm_backend_for(const gpumat_context *ctx, gpumat_dtype dtype,
+                                                    size_t m, size_t n, size_t k)
 {
-    return ctx ? gpumat__gemm_choose(ctx, m, n, k) : GPUMAT_GEMM_AUTO;
+    return ctx ? gpumat__gemm_choose(ctx, dtype, m, n, k) : GPUMAT_GEMM_AUTO;
 }

@@ -734,7 +734,7 @@ static void test_env_gemm_unset(void **state)
     if (!ctx)
         fail_msg("context_create -> %d: %s", (int)s, gpumat_last_error(NULL));
     gpumat_gemm_backend got = gpumat_context_gemm_backend(ctx);
-    gpumat_gemm_backend call = gpumat_context_gemm_backend_for(ctx, 100, 100, 100);
+    gpumat_gemm_backend call = gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 100, 100, 100);
     gpumat_context_destroy(ctx);
     assert_int_equal(got, GPUMAT_GEMM_AUTO);
     assert_true(call == GPUMAT_GEMM_NATIVE || call == GPUMAT_GEMM_CLBLAST);

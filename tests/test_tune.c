@@ -3,10 +3,12 @@
  * short search checks its candidates, writes the device's tuning file into
  * GPUMAT_CACHE_DIR, and a new context loads it ("tuned: <path>") and
  * computes right products with it, built with the file's parameters;
- * with the tool's results spoilt (GPUMAT_TUNE_CORRUPT, its test hook),
- * either all of them or only those of the products candidates are timed
- * on, every candidate is discarded as wrong, the tool fails and writes
- * nothing.
+ * the double search on the tiled kernels (a GPU profile) adds the double
+ * blocking and "backend64" lines; with the tool's results spoilt
+ * (GPUMAT_TUNE_CORRUPT, its test hook), either all of them, only those of
+ * the products candidates are timed on, or only the timed double ones,
+ * every candidate (of that search) is discarded as wrong, the tool fails
+ * and writes nothing.
  *
  * The tool is the one built beside this test (<dir>/../examples), which
  * the Makefile builds first.
@@ -33,7 +35,7 @@
 static char g_root[PATH_SIZE];
 static char g_tool[PATH_SIZE];
 static unsigned g_dir_count;
-static tu_saved_env g_saved_cache_dir, g_saved_tuning, g_saved_params;
+static tu_saved_env g_saved_cache_dir, g_saved_tuning, g_saved_params, g_saved_profile;
 
 /* A fresh directory, made the cache directory. */
 static void fresh_cache_dir(char *out)
@@ -81,12 +83,13 @@ static int tuning_files(const char *dir)
 }
 
 /* c = alpha op(a) op(b) + beta c against the double reference. */
-static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta, int tb)
+static void check_gemm(gpumat_context *ctx, gpumat_dtype dtype, size_t m, size_t n, size_t k,
+                       int ta, int tb)
 {
     tu_rng rng;
     tu_rng_init(&rng, 17 + m + 3 * n + 5 * k + 7 * (size_t)ta + 11 * (size_t)tb);
     char msg[1024];
-    if (!tu_check_gemm(ctx, &rng, m, n, k, ta, tb, 1.5, -0.25, msg, sizeof msg))
+    if (!tu_check_gemm_typed(ctx, &rng, dtype, m, n, k, ta, tb, 1.5, -0.25, msg, sizeof msg))
         fail_msg("%s", msg);
 }
 
@@ -126,6 +129,42 @@ static void expect_params_used(const char *path, const char *options)
     assert_true(checked > 0);
 }
 
+/* The file has a line starting with `prefix`. */
+static int file_has_line(const char *path, const char *prefix)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[2048];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strncmp(line, prefix, strlen(prefix)) == 0;
+    fclose(f);
+    return found;
+}
+
+/* A new context loads the directory's tuning file, builds with its
+ * parameters, and computes right products of both types with them. */
+static void expect_loaded_and_right(void)
+{
+    gpumat_context *ctx = NULL;
+    TU_CHECK_OK(gpumat_context_create(&ctx, NULL));
+    char path[PATH_SIZE], expect[PATH_SIZE + 16];
+    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
+    snprintf(expect, sizeof expect, "tuned: %s", path);
+    print_message("context: %s\n", gpumat_context_tuning(ctx));
+    assert_true(strncmp(gpumat_context_tuning(ctx), expect, strlen(expect)) == 0);
+    expect_params_used(path, gpumat_context_build_options(ctx));
+    check_gemm(ctx, GPUMAT_F32, 37, 41, 29, 0, 0);
+    check_gemm(ctx, GPUMAT_F32, 131, 67, 29, 1, 1);
+    if (tu_has_fp64(ctx)) {
+        /* Double's own size classes, measured. */
+        assert_true(file_has_line(path, "backend64 "));
+        check_gemm(ctx, GPUMAT_F64, 37, 41, 29, 0, 1);
+        check_gemm(ctx, GPUMAT_F64, 131, 67, 29, 1, 0);
+    }
+    gpumat_context_destroy(ctx);
+}
+
 /* ---- tests ----------------------------------------------------------------- */
 
 /* A search limited to the shipped parameters and what fits in a few
@@ -142,18 +181,31 @@ static void test_writes_a_file_a_context_loads(void **state)
     assert_non_null(strstr(out, " 0 wrong"));
     assert_non_null(strstr(out, "\nwrote "));
     assert_int_equal(tuning_files(dir), 1);
+    expect_loaded_and_right();
+}
 
-    gpumat_context *ctx = NULL;
-    TU_CHECK_OK(gpumat_context_create(&ctx, NULL));
-    char path[PATH_SIZE], expect[PATH_SIZE + 16];
-    TU_CHECK_OK(gpumat_context_tuning_path(ctx, path, sizeof path));
-    snprintf(expect, sizeof expect, "tuned: %s", path);
-    print_message("context: %s\n", gpumat_context_tuning(ctx));
-    assert_true(strncmp(gpumat_context_tuning(ctx), expect, strlen(expect)) == 0);
-    expect_params_used(path, gpumat_context_build_options(ctx));
-    check_gemm(ctx, 37, 41, 29, 0, 0);
-    check_gemm(ctx, 131, 67, 29, 1, 1);
-    gpumat_context_destroy(ctx);
+/* The tiled kernels' double search (a GPU profile, which PoCL runs too):
+ * the double blocking joins the file's parameters. */
+static void test_double_search_on_tiled_kernels(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_cache_dir(dir);
+    setenv("GPUMAT_PROFILE", "generic-gpu", 1);
+    static char out[OUT_SIZE];
+    int rc = run_tool(NULL, "--budget 0 --seconds 1 --sizes 40 --runs 1", out, sizeof out);
+    assert_int_equal(rc, 0);
+    gpumat_context *probe = NULL;
+    TU_CHECK_OK(gpumat_context_create(&probe, NULL));
+    int fp64 = tu_has_fp64(probe);
+    gpumat_context_destroy(probe);
+    if (fp64) {
+        assert_non_null(strstr(out, "\ndouble: the float winner"));
+        assert_non_null(strstr(out, "best double: d"));
+    }
+    assert_int_equal(tuning_files(dir), 1);
+    expect_loaded_and_right();
+    unsetenv("GPUMAT_PROFILE");
 }
 
 /* Wrong products fail every candidate: the tool says so, exits with an
@@ -188,6 +240,30 @@ static void test_wrong_timed_products_are_discarded(void **state)
     expect_all_wrong("timed", "f32 40x40x40 NN: 1 checked wrong");
 }
 
+/* Wrong timed double products (the float search passes): the double
+ * search discards every candidate, and nothing is written either. */
+static void test_wrong_double_products_are_discarded(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_cache_dir(dir);
+    gpumat_context *probe = NULL;
+    TU_CHECK_OK(gpumat_context_create(&probe, NULL));
+    int fp64 = tu_has_fp64(probe);
+    gpumat_context_destroy(probe);
+    if (!fp64) {
+        print_message("[  SKIPPED ] the device has no fp64\n");
+        skip();
+    }
+    static char out[OUT_SIZE];
+    int rc = run_tool("timed-f64", "--budget 0 --seconds 1 --sizes 40 --runs 1", out, sizeof out);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "best float: "));
+    assert_non_null(strstr(out, "f64 40x40x40 NN: 1 checked wrong"));
+    assert_non_null(strstr(out, "double: no candidate passed the checks; nothing written"));
+    assert_int_equal(tuning_files(dir), 0);
+}
+
 /* ---- main -------------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -196,8 +272,10 @@ static int group_setup(void **state)
     tu_env_save(&g_saved_cache_dir, "GPUMAT_CACHE_DIR");
     tu_env_save(&g_saved_tuning, "GPUMAT_TUNING");
     tu_env_save(&g_saved_params, "GPUMAT_KERNEL_PARAMS");
+    tu_env_save(&g_saved_profile, "GPUMAT_PROFILE");
     unsetenv("GPUMAT_TUNING");
     unsetenv("GPUMAT_KERNEL_PARAMS");
+    unsetenv("GPUMAT_PROFILE");
     return tu_scratch_dir(g_root, sizeof g_root, "gpumat-test-tune");
 }
 
@@ -208,6 +286,7 @@ static int group_teardown(void **state)
     tu_env_restore(&g_saved_cache_dir);
     tu_env_restore(&g_saved_tuning);
     tu_env_restore(&g_saved_params);
+    tu_env_restore(&g_saved_profile);
     return 0;
 }
 
@@ -225,6 +304,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_writes_a_file_a_context_loads),
         cmocka_unit_test(test_wrong_products_are_discarded),
         cmocka_unit_test(test_wrong_timed_products_are_discarded),
+        cmocka_unit_test(test_double_search_on_tiled_kernels),
+        cmocka_unit_test(test_wrong_double_products_are_discarded),
     };
     return cmocka_run_group_tests_name("tune", tests, group_setup, group_teardown);
 }

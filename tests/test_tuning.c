@@ -5,7 +5,8 @@
  * and parameters the library rejects or the device cannot run are ignored
  * with a note and never fail context creation (nor touch the thread's last
  * error); GPUMAT_TUNING=off and GPUMAT_KERNEL_PARAMS win over the file;
- * backend lines send a size class to CLBlast; the directory follows the
+ * backend lines send a size class to CLBlast, backend64 lines a double
+ * one (without them double follows float); the directory follows the
  * kernel cache's rules.
  *
  * Every test points GPUMAT_CACHE_DIR at its own fresh directory.  Which
@@ -137,6 +138,16 @@ static void check_gemm(gpumat_context *ctx, size_t m, size_t n, size_t k, int ta
         fail_msg("%s", msg);
 }
 
+/* c = a b (m x n x k) in double against the reference. */
+static void check_gemm64(gpumat_context *ctx, size_t m, size_t n, size_t k)
+{
+    tu_rng rng;
+    tu_rng_init(&rng, g_stream++);
+    char msg[MSG_SIZE];
+    if (!tu_check_gemm_typed(ctx, &rng, GPUMAT_F64, m, n, k, 0, 0, 1.0, 0.0, msg, sizeof msg))
+        fail_msg("%s", msg);
+}
+
 static unsigned programs_built(const gpumat_context *ctx)
 {
     gpumat_build_stats stats;
@@ -152,7 +163,7 @@ static void test_arguments(void **state)
     char dir[PATH_SIZE], path[PATH_SIZE];
     fresh_cache_dir(dir);
     assert_null(gpumat_context_tuning(NULL));
-    assert_int_equal(gpumat_context_gemm_backend_for(NULL, 1, 1, 1), GPUMAT_GEMM_AUTO);
+    assert_int_equal(gpumat_context_gemm_backend_for(NULL, GPUMAT_F32, 1, 1, 1), GPUMAT_GEMM_AUTO);
     assert_int_equal(gpumat_context_tuning_path(NULL, path, sizeof path),
                      GPUMAT_ERR_INVALID_ARGUMENT);
     gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
@@ -180,8 +191,8 @@ static void test_no_file(void **state)
     assert_non_null(strstr(note, path));
     assert_int_equal(gpumat_context_gemm_backend(ctx), GPUMAT_GEMM_AUTO);
     /* The shipped tables pick the native kernels on every measured profile. */
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 64, 64, 64), GPUMAT_GEMM_NATIVE);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 4096, 4096, 4096), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 64, 64, 64), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 4096, 4096, 4096), GPUMAT_GEMM_NATIVE);
     gpumat_context_destroy(ctx);
 }
 
@@ -257,6 +268,10 @@ static void test_ignored_files(void **state)
         {"gpumat-tuning 1", NULL, "backend 100 cuBLAS\n", "malformed (line 5"},
         {"gpumat-tuning 1", NULL, "backend 200 native\nbackend 100 clblast\n",
          "backend limits must increase"},
+        {"gpumat-tuning 1", NULL, "backend64 100 cuBLAS\n", "malformed (line 5: expected \"backend64"},
+        {"gpumat-tuning 1", NULL, "backend 100 native\nbackend64 200 native\nbackend64 100 clblast\n",
+         "backend64 limits must increase"},
+        {"gpumat-tuning 1", NULL, "backend64\n", "line 5: unknown line"},
         {"gpumat-tuning 1", NULL, "params " TUNED_PARAMS "\nparams MWG=64\n",
          "a second params line"},
         {"gpumat tuning", NULL, "params " TUNED_PARAMS "\n", "malformed (line 2"},
@@ -344,10 +359,14 @@ static void test_dispatch(void **state)
     assert_int_equal(gpumat_context_gemm_backend(ctx), GPUMAT_GEMM_AUTO);
     /* No params line: the shipped parameters. */
     assert_string_equal(gpumat_context_build_options(ctx), k.shipped_options);
-    gpumat_gemm_backend small = gpumat_context_gemm_backend_for(ctx, 100, 100, 100);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 101, 100, 100), GPUMAT_GEMM_NATIVE);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 150, 150, 150), GPUMAT_GEMM_NATIVE);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 8192, 8192, 8192), GPUMAT_GEMM_NATIVE);
+    gpumat_gemm_backend small = gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 100, 100, 100);
+    /* No backend64 lines: double goes where float goes. */
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F64, 100, 100, 100), small);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F64, 101, 100, 100),
+                     GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 101, 100, 100), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 150, 150, 150), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 8192, 8192, 8192), GPUMAT_GEMM_NATIVE);
     if (small == GPUMAT_GEMM_NATIVE) {
         /* Only when CLBlast cannot be loaded. */
         gpumat_options o;
@@ -360,7 +379,7 @@ static void test_dispatch(void **state)
         skip();
     }
     assert_int_equal(small, GPUMAT_GEMM_CLBLAST);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 1, 1, 1), GPUMAT_GEMM_CLBLAST);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 1, 1, 1), GPUMAT_GEMM_CLBLAST);
 
     assert_int_equal(programs_built(ctx), 0);
     check_gemm(ctx, 67, 45, 31, 0, 0); /* cbrt(93465) = 45: CLBlast */
@@ -373,16 +392,57 @@ static void test_dispatch(void **state)
     /* Forced backends ignore the classes. */
     ctx = create(GPUMAT_GEMM_NATIVE);
     assert_int_equal(gpumat_context_gemm_backend(ctx), GPUMAT_GEMM_NATIVE);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 64, 64, 64), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 64, 64, 64), GPUMAT_GEMM_NATIVE);
     gpumat_context_destroy(ctx);
     setenv("GPUMAT_GEMM", "native", 1);
     ctx = create(GPUMAT_GEMM_AUTO);
     unsetenv("GPUMAT_GEMM");
     assert_int_equal(gpumat_context_gemm_backend(ctx), GPUMAT_GEMM_NATIVE);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 64, 64, 64), GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 64, 64, 64), GPUMAT_GEMM_NATIVE);
     gpumat_context_destroy(ctx);
     ctx = create(GPUMAT_GEMM_CLBLAST);
-    assert_int_equal(gpumat_context_gemm_backend_for(ctx, 8192, 8192, 8192), GPUMAT_GEMM_CLBLAST);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 8192, 8192, 8192), GPUMAT_GEMM_CLBLAST);
+    gpumat_context_destroy(ctx);
+}
+
+/* backend64 lines: double's own size classes, beside float's. */
+static void test_dispatch_per_type(void **state)
+{
+    (void)state;
+    char dir[PATH_SIZE];
+    fresh_cache_dir(dir);
+    device_key k;
+    device_key_get(&k);
+    if (!k.info.has_fp64) {
+        print_message("[  SKIPPED ] the device has no fp64\n");
+        skip();
+    }
+    write_tuning(&k, "gpumat-tuning 1", NULL,
+                 "backend 100 clblast\nbackend 200 native\n"
+                 "backend64 100 native\nbackend64 200 clblast\n");
+    gpumat_context *ctx = create(GPUMAT_GEMM_AUTO);
+    assert_true(starts_with(gpumat_context_tuning(ctx), "tuned: "));
+    if (gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 100, 100, 100) != GPUMAT_GEMM_CLBLAST) {
+        gpumat_context_destroy(ctx);
+        print_message("[  SKIPPED ] CLBlast unavailable\n");
+        skip();
+    }
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F32, 8192, 8192, 8192),
+                     GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F64, 100, 100, 100),
+                     GPUMAT_GEMM_NATIVE);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F64, 101, 100, 100),
+                     GPUMAT_GEMM_CLBLAST);
+    assert_int_equal(gpumat_context_gemm_backend_for(ctx, GPUMAT_F64, 8192, 8192, 8192),
+                     GPUMAT_GEMM_CLBLAST);
+
+    assert_int_equal(programs_built(ctx), 0);
+    check_gemm(ctx, 67, 45, 31, 0, 0); /* float, cbrt 45: CLBlast */
+    assert_int_equal(programs_built(ctx), 0);
+    check_gemm64(ctx, 131, 67, 129); /* double, cbrt 104: CLBlast */
+    assert_int_equal(programs_built(ctx), 0);
+    check_gemm64(ctx, 67, 45, 31); /* double, cbrt 45: native */
+    assert_int_equal(programs_built(ctx), 1);
     gpumat_context_destroy(ctx);
 }
 
@@ -462,6 +522,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup(test_ignored_files, test_setup),
         cmocka_unit_test_setup(test_env_wins, test_setup),
         cmocka_unit_test_setup(test_dispatch, test_setup),
+        cmocka_unit_test_setup(test_dispatch_per_type, test_setup),
         cmocka_unit_test_setup(test_default_dirs, test_setup),
     };
     return cmocka_run_group_tests_name("tuning", tests, group_setup, group_teardown);

@@ -489,20 +489,26 @@ done:
     return ok;
 }
 
+gpumat_status tu_gemm_prepare_typed(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dtype,
+                                    size_t m, size_t n, size_t k, int ta, int tb, double alpha,
+                                    double beta, tu_gemm_case *g)
+{
+    *g = (tu_gemm_case){.ctx = ctx, .dtype = dtype, .m = m, .n = n, .k = k, .ta = ta, .tb = tb,
+                        .alpha = alpha, .beta = beta};
+    gpumat_status s = tu_random_matrix(ctx, rng, ta ? k : m, ta ? m : k, dtype, &g->a, &g->ha);
+    if (s == GPUMAT_OK)
+        s = tu_random_matrix(ctx, rng, tb ? n : k, tb ? k : n, dtype, &g->b, &g->hb);
+    if (s == GPUMAT_OK && beta != 0)
+        s = tu_random_matrix(ctx, rng, m, n, dtype, &g->c, &g->hc);
+    else if (s == GPUMAT_OK && (s = gpumat_matrix_create(ctx, m, n, dtype, &g->c)) == GPUMAT_OK)
+        s = tu_poison(g->c);
+    return s;
+}
+
 gpumat_status tu_gemm_prepare(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k,
                               int ta, int tb, double alpha, double beta, tu_gemm_case *g)
 {
-    *g = (tu_gemm_case){.ctx = ctx, .m = m, .n = n, .k = k, .ta = ta, .tb = tb, .alpha = alpha,
-                        .beta = beta};
-    gpumat_status s = tu_random_matrix(ctx, rng, ta ? k : m, ta ? m : k, GPUMAT_F32, &g->a, &g->ha);
-    if (s == GPUMAT_OK)
-        s = tu_random_matrix(ctx, rng, tb ? n : k, tb ? k : n, GPUMAT_F32, &g->b, &g->hb);
-    if (s == GPUMAT_OK && beta != 0)
-        s = tu_random_matrix(ctx, rng, m, n, GPUMAT_F32, &g->c, &g->hc);
-    else if (s == GPUMAT_OK &&
-             (s = gpumat_matrix_create(ctx, m, n, GPUMAT_F32, &g->c)) == GPUMAT_OK)
-        s = tu_poison(g->c);
-    return s;
+    return tu_gemm_prepare_typed(ctx, rng, GPUMAT_F32, m, n, k, ta, tb, alpha, beta, g);
 }
 
 gpumat_status tu_gemm_run(tu_gemm_case *g)
@@ -527,8 +533,8 @@ int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
     if (s == GPUMAT_OK)
         s = tu_download(g->c, out);
     char what[96];
-    snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu alpha=%g beta=%g", ta ? 'T' : 'N',
-             tb ? 'T' : 'N', m, n, k, alpha, beta);
+    snprintf(what, sizeof what, "gemm %c%c %zux%zux%zu %s alpha=%g beta=%g", ta ? 'T' : 'N',
+             tb ? 'T' : 'N', m, n, k, tu_dtype_name(g->dtype), alpha, beta);
     if (s != GPUMAT_OK) {
         snprintf(msg, msg_size, "%s: %s: %s", what, gpumat_strerror(s),
                  gpumat_last_error(g->ctx));
@@ -547,7 +553,7 @@ int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
             ref[i] = alpha * ref[i] + cterm;
             scale[i] = fabs(alpha) * scale[i] + fabs(cterm);
         }
-        ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(GPUMAT_F32, k + 2), msg,
+        ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(g->dtype, k + 2), msg,
                         msg_size);
     }
     gpumat_matrix_destroy(g->a);
@@ -564,12 +570,20 @@ int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
     return ok;
 }
 
-int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
-                  int tb, double alpha, double beta, char *msg, size_t msg_size)
+int tu_check_gemm_typed(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dtype, size_t m,
+                        size_t n, size_t k, int ta, int tb, double alpha, double beta, char *msg,
+                        size_t msg_size)
 {
     tu_gemm_case g;
-    gpumat_status s = tu_gemm_prepare(ctx, rng, m, n, k, ta, tb, alpha, beta, &g);
+    gpumat_status s =
+        tu_gemm_prepare_typed(ctx, rng, dtype, m, n, k, ta, tb, alpha, beta, &g);
     if (s == GPUMAT_OK)
         s = tu_gemm_run(&g);
     return tu_gemm_check(&g, s, msg, msg_size);
+}
+
+int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
+                  int tb, double alpha, double beta, char *msg, size_t msg_size)
+{
+    return tu_check_gemm_typed(ctx, rng, GPUMAT_F32, m, n, k, ta, tb, alpha, beta, msg, msg_size);
 }

@@ -122,8 +122,9 @@ int tu_compare(const char *what, size_t rows, size_t cols, const double *out,
                const double *ref, const double *scale, double tol, char *msg,
                size_t msg_size);
 
-/* One checked product c = alpha op(a) op(b) + beta c (m x n x k, F32), in
- * three steps so that a test can enqueue it where it needs to:
+/* One checked product c = alpha op(a) op(b) + beta c (m x n x k, F32, or
+ * dtype for the _typed forms), in three steps so that a test can enqueue
+ * it where it needs to:
  * tu_gemm_prepare uploads fresh random operands and c (NaN-poisoned when
  * beta == 0); tu_gemm_run enqueues gpumat_gemm; tu_gemm_check downloads c,
  * compares it with the double reference (s: the status so far, reported
@@ -131,6 +132,7 @@ int tu_compare(const char *what, size_t rows, size_t cols, const double *out,
  * if right, else 0 with a message naming the case in msg. */
 typedef struct tu_gemm_case {
     gpumat_context *ctx;
+    gpumat_dtype dtype;
     size_t m, n, k;
     int ta, tb;
     double alpha, beta;
@@ -139,12 +141,18 @@ typedef struct tu_gemm_case {
 } tu_gemm_case;
 gpumat_status tu_gemm_prepare(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k,
                               int ta, int tb, double alpha, double beta, tu_gemm_case *g);
+gpumat_status tu_gemm_prepare_typed(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dtype,
+                                    size_t m, size_t n, size_t k, int ta, int tb, double alpha,
+                                    double beta, tu_gemm_case *g);
 gpumat_status tu_gemm_run(tu_gemm_case *g);
 int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size);
 
 /* The three steps at once on ctx. */
 int tu_check_gemm(gpumat_context *ctx, tu_rng *rng, size_t m, size_t n, size_t k, int ta,
                   int tb, double alpha, double beta, char *msg, size_t msg_size);
+int tu_check_gemm_typed(gpumat_context *ctx, tu_rng *rng, gpumat_dtype dtype, size_t m,
+                        size_t n, size_t k, int ta, int tb, double alpha, double beta, char *msg,
+                        size_t msg_size);
 
 /* ---- convenience ------------------------------------------------------- */
 
