@@ -74,9 +74,15 @@ static const gpumat__profile profiles[] = {
      * 35; 768^3, 1000^3, 1024^3 still split).  MSUB64 8, NSUB64 4: the
      * double tiles' warps over 8 x 4 patches (round 14: dgemm 1000^3 14.4
      * -> 16.4, 8192^3 20.8 -> 21.9, NT 8192^3 19.8 -> 22.4, 4097^3 17.7 ->
-     * 19.7, 8192x64x8192 14.1 -> 16.6; float keeps 4 x 8). */
-    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 128, 128, 16, 16, 32,
-                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 1, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
+     * 19.7, 8192x64x8192 14.1 -> 16.6; float keeps 4 x 8).  The double big
+     * tile 64 x 128 of 8 x 16 work-items (8 x 8 doubles each, as before, in
+     * groups of 128: two per SM, SKG64 2), which gpumat-tune's double
+     * search led to (round 15: dgemm 4096^3 NN / TN / NT / TT 20.7 / 20.4
+     * / 21.2 / 21.4 -> 22.2 / 23.0 / 22.5 / 22.4, 8192^3 TN 20.9 -> 23.4,
+     * 2048^3 TN 20.0 -> 21.9; 1000^3 NN / TN 16.3 / 16.6 -> 15.8 / 15.8,
+     * NT 1023x777x1531 14.6 -> 14.0). */
+    {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 64, 128, 8, 16, 32,
+                    0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 2, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
                     8, 4},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
@@ -453,8 +459,25 @@ static bool tiny_ok(const gpumat__gemm_params *g)
            tile_ok(g->tmwg, g->tnwg, small_kwg64(g), g->tmdimc, g->tndimc);
 }
 
+/* Stream-K's waves count the big tile's groups that run at once on a
+ * compute unit (SKG, SKG64), which depends on the work-group's size: a
+ * spec that changes the work-group but sets no count of its own keeps the
+ * profile's work-items per compute unit (H100, gemm-notes round 15: the
+ * double tile at 64 work-items kept at one group per SM ran 1023x777x1531
+ * at 8.3 TFLOP/s, at four 15.5). */
+static unsigned scaled_groups(unsigned groups, unsigned old_items, unsigned new_items)
+{
+    if (!groups || old_items == new_items || !new_items)
+        return groups;
+    unsigned scaled = (groups * old_items + new_items / 2) / new_items;
+    return scaled ? scaled : 1;
+}
+
 static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
 {
+    const unsigned items = p->gemm.mdimc * p->gemm.ndimc;
+    const unsigned items64 = p->gemm.mdimc64 * p->gemm.ndimc64;
+    bool set_skg = false, set_skg64 = false;
     const char *s = spec;
     while (*s) {
         size_t len = strcspn(s, "=,");
@@ -474,8 +497,14 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                                 "GPUMAT_KERNEL_PARAMS=\"%s\": bad parameter at \"%s\"", spec, s);
         unsigned value = (unsigned)v;
         memcpy((char *)p + parameters[i].offset, &value, sizeof value);
+        set_skg |= parameters[i].offset == offsetof(gpumat__profile, gemm.skg);
+        set_skg64 |= parameters[i].offset == offsetof(gpumat__profile, gemm.skg64);
         s = *end ? end + 1 : end;
     }
+    if (!set_skg)
+        p->gemm.skg = scaled_groups(p->gemm.skg, items, p->gemm.mdimc * p->gemm.ndimc);
+    if (!set_skg64)
+        p->gemm.skg64 = scaled_groups(p->gemm.skg64, items64, p->gemm.mdimc64 * p->gemm.ndimc64);
     const gpumat__gemm_params *g = &p->gemm;
     if (!tile_ok(g->mwg, g->nwg, g->kwg, g->mdimc, g->ndimc) ||
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||

@@ -120,6 +120,53 @@ static void test_small_devices(void **state)
     assert_string_equal(profile_of(&d), "generic-gpu");
 }
 
+/* nvidia-gpu on a synthetic H100 with GPUMAT_KERNEL_PARAMS=spec. */
+static gpumat__profile nvidia_with(const char *spec)
+{
+    gpumat_device_info d = device(GPUMAT_DEVICE_GPU, GPUMAT_VENDOR_NVIDIA, "NVIDIA H100");
+    tu_saved_env profile, params;
+    tu_env_save(&profile, "GPUMAT_PROFILE");
+    tu_env_save(&params, "GPUMAT_KERNEL_PARAMS");
+    unsetenv("GPUMAT_PROFILE");
+    tu_env_set("GPUMAT_KERNEL_PARAMS", spec);
+    gpumat__profile p;
+    gpumat_status s = gpumat__profile_choose(&d, &p, NULL);
+    tu_env_restore(&profile);
+    tu_env_restore(&params);
+    if (s != GPUMAT_OK)
+        fail_msg("GPUMAT_KERNEL_PARAMS=%s: %s", spec ? spec : "(unset)", gpumat_last_error(NULL));
+    assert_string_equal(p.name, "nvidia-gpu");
+    return p;
+}
+
+/* A work-group of another size keeps stream-K's work-items per compute
+ * unit (SKG, SKG64 scaled), unless the spec sets the count itself. */
+static void test_stream_k_groups_follow_the_work_group(void **state)
+{
+    (void)state;
+    gpumat__profile shipped = nvidia_with(NULL);
+    unsigned items = shipped.gemm.mdimc * shipped.gemm.ndimc;
+    unsigned items64 = shipped.gemm.mdimc64 * shipped.gemm.ndimc64;
+    assert_true(shipped.gemm.skg > 0 && shipped.gemm.skg64 > 0);
+    /* Double: 8 x 8 work-items. */
+    gpumat__profile p = nvidia_with("MWG64=64,NWG64=64,MDIMC64=8,NDIMC64=8");
+    assert_int_equal(p.gemm.skg64, shipped.gemm.skg64 * items64 / 64);
+    assert_int_equal(p.gemm.skg, shipped.gemm.skg);
+    /* Float: 16 x 16; never below one group. */
+    p = nvidia_with("MWG=128,NWG=128,MDIMC=16,NDIMC=16,MSUB=1,NSUB=16");
+    unsigned expect = (shipped.gemm.skg * items + 128) / 256;
+    assert_int_equal(p.gemm.skg, expect ? expect : 1);
+    assert_int_equal(p.gemm.skg64, shipped.gemm.skg64);
+    /* Set explicitly: kept. */
+    p = nvidia_with("MWG64=64,NWG64=64,MDIMC64=8,NDIMC64=8,SKG64=3");
+    assert_int_equal(p.gemm.skg64, 3);
+    p = nvidia_with("SKG64=0,MDIMC64=8,NDIMC64=8,MWG64=64,NWG64=64");
+    assert_int_equal(p.gemm.skg64, 0);
+    /* The same work-group: unchanged. */
+    p = nvidia_with("KWG64=16,ASYNC64=0");
+    assert_int_equal(p.gemm.skg64, shipped.gemm.skg64);
+}
+
 /* Every shipped profile by name, with distinct names. */
 static void test_every_profile_listed(void **state)
 {
@@ -142,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_reported_limits),
         cmocka_unit_test(test_small_devices),
         cmocka_unit_test(test_every_profile_listed),
+        cmocka_unit_test(test_stream_k_groups_follow_the_work_group),
     };
     return cmocka_run_group_tests_name("profile", tests, NULL, NULL);
 }
