@@ -38,9 +38,11 @@
  * its whole first and last rows and columns, so that the paths only large
  * products take (stream-K splits, packing, passes over k) are verified
  * with the candidate's own parameters.  Wrong ones are discarded.  The
- * survivors are timed on square products of the search's type (256, 512,
- * 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes overrides) and ranked
- * by the geometric mean of their rates; the baseline and the best three
+ * survivors are timed on products of the search's type, NN at each size
+ * (256, 512, 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes overrides)
+ * and TN, NT and TT at the middle one, and ranked by the geometric mean of
+ * those rates (so that a blocking good for NN alone does not win; the
+ * small sizes' NN products prune the slow); the baseline and the best three
  * are timed again beside CLBlast (same type, same sizes), and each size
  * class of each type gets the faster backend ("backend" and "backend64"
  * lines).
@@ -126,7 +128,9 @@ typedef struct candidate {
     const char *origin; /* "shipped", a profile name, "fixed", "random" */
     outcome result;
     char why[160];
-    double seconds[MAX_SIZES]; /* per call; 0 = not measured */
+    /* Per call; 0 = not measured: NN at each size, then TN, NT and TT at
+     * the middle size (slot_shape, slot_trans). */
+    double seconds[MAX_SIZES + 3];
     double score;              /* geometric mean GFLOP/s over all sizes */
 } candidate;
 
@@ -589,32 +593,41 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median seconds per NN product of dtype and shape s on ctx; 0 with `why`
- * on failure.  With `wrong`, the timed product itself is checked too (on
- * samples of every 32 x 32 block, check_elements) and *wrong set when it
- * is wrong; NULL: already checked at this size, timing only. */
-static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int runs, int *wrong,
-                        char *why, size_t size)
+/* c = op(a) op(b): trans bit 0 transposes a, bit 1 b. */
+static gpumat_status product_of(int trans, const gpumat_matrix *a, const gpumat_matrix *b,
+                                gpumat_matrix *c)
+{
+    return gpumat_gemm(trans & 1 ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
+                       trans & 2 ? GPUMAT_TRANS : GPUMAT_NO_TRANS, 1.0, a, b, 0.0, c);
+}
+
+/* Median seconds per product of dtype and shape s on ctx (trans as in
+ * product_of: 0 NN, 1 TN, 2 NT, 3 TT); 0 with `why` on failure.  With
+ * `wrong`, the timed product itself is checked too (on samples of every
+ * 32 x 32 block, check_elements) and *wrong set when it is wrong; NULL:
+ * already checked at this size, timing only. */
+static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int trans, int runs,
+                        int *wrong, char *why, size_t size)
 {
     gpumat_matrix *a = NULL, *b = NULL, *c = NULL;
     double *ha = NULL, *hb = NULL, *out = NULL;
     double result = 0;
-    int bad = 0;
-    gpumat_status st = random_matrix(ctx, dtype, s.m, s.k, &a, &ha);
+    int bad = 0, ta = trans & 1, tb = trans >> 1;
+    gpumat_status st = random_matrix(ctx, dtype, ta ? s.k : s.m, ta ? s.m : s.k, &a, &ha);
     if (st == GPUMAT_OK)
-        st = random_matrix(ctx, dtype, s.k, s.n, &b, &hb);
+        st = random_matrix(ctx, dtype, tb ? s.n : s.k, tb ? s.k : s.n, &b, &hb);
     if (st == GPUMAT_OK)
         st = gpumat_matrix_create(ctx, s.m, s.n, dtype, &c);
     /* Warm-up (first-use costs), then a trial that sizes the repetitions so
      * that each timed run lasts >= 50 ms. */
     double t0 = now();
     if (st == GPUMAT_OK)
-        st = gpumat_multiply(c, a, b);
+        st = product_of(trans, a, b, c);
     if (st == GPUMAT_OK)
         st = gpumat_finish(ctx);
     t0 = now();
     if (st == GPUMAT_OK)
-        st = gpumat_multiply(c, a, b);
+        st = product_of(trans, a, b, c);
     if (st == GPUMAT_OK)
         st = gpumat_finish(ctx);
     double once = now() - t0;
@@ -627,7 +640,7 @@ static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int ru
     for (int r = 0; r < runs && st == GPUMAT_OK; ++r) {
         t0 = now();
         for (int i = 0; i < reps && st == GPUMAT_OK; ++i)
-            st = gpumat_multiply(c, a, b);
+            st = product_of(trans, a, b, c);
         if (st == GPUMAT_OK)
             st = gpumat_finish(ctx);
         t[r] = (now() - t0) / reps;
@@ -635,7 +648,8 @@ static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int ru
     if (st == GPUMAT_OK && wrong)
         out = download(c, dtype, s.m * s.n, corrupts(dtype), &st);
     if (st == GPUMAT_OK && wrong) {
-        product p = {.s = s, .dtype = dtype, .alpha = 1, .a = ha, .b = hb, .out = out};
+        product p = {.s = s, .ta = ta, .tb = tb, .dtype = dtype, .alpha = 1, .a = ha, .b = hb,
+                     .out = out};
         bad = !check_elements(&p, 1, why, size);
     }
     if (wrong)
@@ -644,7 +658,8 @@ static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int ru
         qsort(t, (size_t)runs, sizeof t[0], cmp_double);
         result = t[runs / 2];
     } else if (st != GPUMAT_OK) {
-        snprintf(why, size, "timing %zux%zux%zu: %s", s.m, s.n, s.k, gpumat_last_error(ctx));
+        snprintf(why, size, "timing %zux%zux%zu %c%c: %s", s.m, s.n, s.k, ta ? 'T' : 'N',
+                 tb ? 'T' : 'N', gpumat_last_error(ctx));
     }
     gpumat_matrix_destroy(a);
     gpumat_matrix_destroy(b);
@@ -658,6 +673,21 @@ static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int ru
 static double gflops(shape s, double seconds)
 {
     return seconds > 0 ? 2.0 * (double)s.m * (double)s.n * (double)s.k / seconds * 1e-9 : 0;
+}
+
+/* What a candidate is timed on: NN at every size, then the transposed
+ * cases (which have kernels of their own) at the middle size, so that a
+ * blocking good for NN alone does not win. */
+static size_t slots(const config *cfg) { return cfg->nsizes + 3; }
+
+static int slot_trans(const config *cfg, size_t i)
+{
+    return i < cfg->nsizes ? 0 : (int)(i - cfg->nsizes) + 1;
+}
+
+static shape slot_shape(const config *cfg, size_t i)
+{
+    return cfg->sizes[i < cfg->nsizes ? i : (cfg->nsizes - 1) / 2];
 }
 
 /* ---- one candidate ------------------------------------------------------------ */
@@ -694,15 +724,15 @@ static void evaluate(const config *cfg, candidate *c, const gpumat_device_info *
     }
     c->result = OK;
     double log_sum = 0;
-    for (size_t i = 0; i < cfg->nsizes; ++i) {
+    for (size_t i = 0; i < slots(cfg); ++i) {
         int wrong;
-        c->seconds[i] = time_gemm(ctx, dtype, cfg->sizes[i], cfg->runs, &wrong, c->why,
-                                  sizeof c->why);
+        c->seconds[i] = time_gemm(ctx, dtype, slot_shape(cfg, i), slot_trans(cfg, i), cfg->runs,
+                                  &wrong, c->why, sizeof c->why);
         if (c->seconds[i] <= 0) {
             c->result = wrong ? WRONG : FAILED;
             break;
         }
-        log_sum += log(gflops(cfg->sizes[i], c->seconds[i]));
+        log_sum += log(gflops(slot_shape(cfg, i), c->seconds[i]));
         /* Far behind the best at this size: not worth the larger ones.  Not
          * judged on the smallest size alone: its products take microseconds
          * and read ±30% on a busy machine. */
@@ -715,7 +745,7 @@ static void evaluate(const config *cfg, candidate *c, const gpumat_device_info *
         }
     }
     if (c->result == OK)
-        c->score = exp(log_sum / (double)cfg->nsizes);
+        c->score = exp(log_sum / (double)slots(cfg));
     gpumat_context_destroy(ctx);
 }
 
@@ -740,13 +770,14 @@ static void print_header(const config *cfg, int dbl)
     printf("%-3s %-11s %-40s %-6s", "#", "origin",
            dbl ? "MWG64xNWG64xKWG64/MDIMC64xNDIMC64 L a k g" : "MWGxNWGxKWG/MDIMCxNDIMC s<small> L g p",
            "check");
-    for (size_t i = 0; i < cfg->nsizes; ++i) {
-        char t[40];
-        if (cfg->sizes[i].m == cfg->sizes[i].n && cfg->sizes[i].n == cfg->sizes[i].k)
-            snprintf(t, sizeof t, "%zu", cfg->sizes[i].m);
+    for (size_t i = 0; i < slots(cfg); ++i) {
+        static const char *const cases[4] = {"", "TN@", "NT@", "TT@"};
+        shape sh = slot_shape(cfg, i);
+        char t[48];
+        if (sh.m == sh.n && sh.n == sh.k)
+            snprintf(t, sizeof t, "%s%zu", cases[slot_trans(cfg, i)], sh.m);
         else
-            snprintf(t, sizeof t, "%zux%zux%zu", cfg->sizes[i].m, cfg->sizes[i].n,
-                     cfg->sizes[i].k);
+            snprintf(t, sizeof t, "%s%zux%zux%zu", cases[slot_trans(cfg, i)], sh.m, sh.n, sh.k);
         printf(" %9s", t);
     }
     printf(" %9s  (GFLOP/s)\n", "geomean");
@@ -760,9 +791,9 @@ static void print_row(const config *cfg, size_t index, const candidate *c, int d
     else
         short_of(&c->p, text, sizeof text);
     printf("%-3zu %-11s %-40s %-6s", index, c->origin, text, outcome_name(c->result));
-    for (size_t i = 0; i < cfg->nsizes; ++i) {
+    for (size_t i = 0; i < slots(cfg); ++i) {
         if (c->seconds[i] > 0)
-            printf(" %9.1f", gflops(cfg->sizes[i], c->seconds[i]));
+            printf(" %9.1f", gflops(slot_shape(cfg, i), c->seconds[i]));
         else
             printf(" %9s", "-");
     }
@@ -1152,7 +1183,7 @@ static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, 
     const int dbl = ph->dtype == GPUMAT_F64;
     candidate *list = ph->list;
     double start = now();
-    double best[MAX_SIZES] = {0};
+    double best[MAX_SIZES + 3] = {0};
     print_header(cfg, dbl);
     for (size_t i = 0; i < ph->count; ++i) {
         if (i > 0 && cfg->seconds > 0 && now() - start > cfg->seconds) {
@@ -1165,7 +1196,7 @@ static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, 
         evaluate(cfg, &list[i], dev, ph->dtype, best);
         ++ph->evaluated;
         if (list[i].result == OK)
-            for (size_t s = 0; s < cfg->nsizes; ++s)
+            for (size_t s = 0; s < slots(cfg); ++s)
                 if (best[s] == 0 || list[i].seconds[s] < best[s])
                     best[s] = list[i].seconds[s];
         print_row(cfg, i, &list[i], dbl);
@@ -1233,15 +1264,17 @@ static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, 
     final_ctx[nfinal] = blas;
     char why[256];
     for (int r = 0; r < ROUNDS; ++r)
-        for (size_t i = 0; i < cfg->nsizes; ++i)
+        for (size_t i = 0; i < slots(cfg); ++i)
             for (size_t f = 0; f <= nfinal; ++f) {
-                if (!final_ctx[f])
+                /* CLBlast only for the size classes (NN). */
+                if (!final_ctx[f] || (f == nfinal && i >= cfg->nsizes))
                     continue;
                 /* The finalists' products at these sizes passed the search's
                  * checks; CLBlast's large ones are checked here (a wrong one
                  * takes it out of the running, as a failure does). */
                 int clblast_wrong;
-                double t = time_gemm(final_ctx[f], ph->dtype, cfg->sizes[i], cfg->runs,
+                double t = time_gemm(final_ctx[f], ph->dtype, slot_shape(cfg, i),
+                                     slot_trans(cfg, i), cfg->runs,
                                      f < nfinal ? NULL : &clblast_wrong, why, sizeof why);
                 double *keep = f < nfinal ? &final[f]->seconds[i] : &ph->clblast[i];
                 if (t <= 0) { /* a failure now: out of the running */
@@ -1265,9 +1298,9 @@ static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, 
     for (size_t f = 0; f < nfinal; ++f) {
         candidate *c = final[f];
         double log_sum = 0;
-        for (size_t i = 0; c->result == OK && i < cfg->nsizes; ++i)
-            log_sum += log(gflops(cfg->sizes[i], c->seconds[i]));
-        c->score = c->result == OK ? exp(log_sum / (double)cfg->nsizes) : 0;
+        for (size_t i = 0; c->result == OK && i < slots(cfg); ++i)
+            log_sum += log(gflops(slot_shape(cfg, i), c->seconds[i]));
+        c->score = c->result == OK ? exp(log_sum / (double)slots(cfg)) : 0;
         print_row(cfg, (size_t)(c - list), c, dbl);
         if (c->result == OK && (!win || c->score > win->score))
             win = c;
@@ -1316,6 +1349,15 @@ static void report(const config *cfg, const phase *ph, const char *keyword, char
                gflops(s, win->seconds[i]), c, use_clblast ? "clblast" : "native");
         appendf(body, size, "%s %u %s\n", keyword, limit, use_clblast ? "clblast" : "native");
     }
+    shape mid = slot_shape(cfg, cfg->nsizes);
+    printf("%-16s", "TN / NT / TT");
+    for (int w = 0; w < 2; ++w) {
+        const candidate *c = w ? win : base;
+        printf(" %s %.1f / %.1f / %.1f", w ? "tuned" : base->origin,
+               gflops(mid, c->seconds[cfg->nsizes]), gflops(mid, c->seconds[cfg->nsizes + 1]),
+               gflops(mid, c->seconds[cfg->nsizes + 2]));
+    }
+    printf("  (at %zux%zux%zu)\n", mid.m, mid.n, mid.k);
     if (ph->clblast_why[0])
         printf("CLBlast: %s\n", ph->clblast_why);
 }
@@ -1505,6 +1547,13 @@ int main(int argc, char **argv)
                     cfg.sizes[i].n, cfg.sizes[i].k, gflops(cfg.sizes[i], f->win->seconds[i]),
                     gflops(cfg.sizes[i], f->list[0].seconds[i]),
                     gflops(cfg.sizes[i], f->clblast[i]));
+        for (size_t i = cfg.nsizes; i < slots(&cfg); ++i) {
+            static const char *const cases[4] = {"NN", "TN", "NT", "TT"};
+            shape sh = slot_shape(&cfg, i);
+            appendf(text, sizeof text, "#   %s %zux%zux%zu: %.1f / %.1f\n",
+                    cases[slot_trans(&cfg, i)], sh.m, sh.n, sh.k, gflops(sh, f->win->seconds[i]),
+                    gflops(sh, f->list[0].seconds[i]));
+        }
     }
     appendf(text, sizeof text, "gpumat-tuning 1\ndevice %s\ndriver %s\nparams %s\n%s", dev.name,
             dev.driver_version, spec, body);

@@ -41,8 +41,8 @@ static const gpumat__profile profiles[] = {
      * groups per SM when the last wave is under 80% full (round 5: 3072^3
      * 36.8 -> 48.5, 5120^3 44.3 -> 49.0, 8192^3 49.2 -> 49.7; round 6,
      * after the fetch change: 73-76% full gain 1%, 4096^3's 88% loses 1.3%,
-     * 2048^3's 97% 6%).  Doubles over waves of one group per SM when the
-     * last is under 60% full, the split part register-staged (round 7:
+     * 2048^3's 97% 6%).  Doubles over waves of one group per SM (two since
+     * round 15's smaller groups, below) when the last is under 60% full, the split part register-staged (round 7:
      * dgemm 3072^3 18.0 -> 20.2, 4097^3 16.5 -> 17.7; 76-94% full lose).
      * SKMIN 4: products too small for a wave of big tiles run split on
      * the big tile instead of the small ones where that pays (round 7:
