@@ -381,9 +381,10 @@ static const size_t profile_shapes[][3] = {
     {61, 67, 71},    {128, 128, 128},  {127, 129, 255}, {257, 255, 129},
     {256, 128, 64},  {129, 127, 9},    {33, 31, 257},   {3, 17, 7},
     {12, 48, 16},    {5, 25, 9},
-    /* 3 x 3 big nvidia-gpu tiles: in the stream-K group (waves of 4, 2 for
-     * double) the whole waves end inside a tile row, so the plain kernel
-     * takes two rows and stream-K splits the third. */
+    /* 3 x 3 big nvidia-gpu float tiles (5 x 3 double ones, 64 x 128): in
+     * the stream-K group (waves of 4 on PoCL's 2 compute units, for both
+     * types) the whole waves end inside a tile row, so the plain kernel
+     * takes two rows (double: four) and stream-K splits the last. */
     {300, 383, 40},
 };
 
@@ -441,7 +442,7 @@ static void test_large(void **state)
     /* GPUs: several waves of big tiles and a partly filled last one, which
      * nvidia-gpu splits along k (on an H100, 2048 x 2688 is 336 float
      * tiles over waves of 264, with the extra-column layout for NN, TN
-     * and NT; 1536^2 is 144 double tiles over waves of 132).  The shapes
+     * and NT; 1536^2 is 288 double tiles over waves of 264).  The shapes
      * above are sized for PoCL's two compute units, on which a GPU runs
      * the small tiles. */
     gpumat_device_info info;
