@@ -391,10 +391,7 @@ gpumat_status gpumat__devices_enumerate(gpumat__device **devices, size_t *count)
 
     if (status == GPUMAT_OK && n == 0 && failed != CL_SUCCESS) {
         /* A driver that failed to list its devices is not "no device". */
-        status = gpumat__fail(NULL, failed == CL_OUT_OF_HOST_MEMORY ||
-                                            failed == CL_MEM_OBJECT_ALLOCATION_FAILURE
-                                        ? GPUMAT_ERR_OUT_OF_MEMORY
-                                        : GPUMAT_ERR_OPENCL,
+        status = gpumat__fail(NULL, gpumat__status_of_cl(failed),
                               "no OpenCL device could be listed: %s", first_failure);
     } else if (status == GPUMAT_OK && n == 0) {
         /* Name the platforms that are there: "installed but no device"

@@ -137,6 +137,11 @@ gpumat_status gpumat__fail_cl(gpumat_context *ctx, cl_int err, const char *fmt, 
     va_end(ap);
     snprintf(message, sizeof message, "%s: %s (%d)", what, gpumat__cl_error_name(err), (int)err);
     record(ctx, message);
+    return gpumat__status_of_cl(err);
+}
+
+gpumat_status gpumat__status_of_cl(cl_int err)
+{
     if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_HOST_MEMORY ||
         err == CL_INVALID_BUFFER_SIZE)
         return GPUMAT_ERR_OUT_OF_MEMORY;

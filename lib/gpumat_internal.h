@@ -31,11 +31,14 @@
 gpumat_status gpumat__fail(gpumat_context *ctx, gpumat_status status,
                            const char *fmt, ...) GPUMAT__PRINTF(3, 4);
 
-/* Records an OpenCL failure: "<what>: <CL_ERROR_NAME> (<code>)".  Maps
- * allocation errors to GPUMAT_ERR_OUT_OF_MEMORY, the rest to
- * GPUMAT_ERR_OPENCL. */
+/* Records an OpenCL failure: "<what>: <CL_ERROR_NAME> (<code>)", and
+ * returns gpumat__status_of_cl(err). */
 gpumat_status gpumat__fail_cl(gpumat_context *ctx, cl_int err, const char *fmt,
                               ...) GPUMAT__PRINTF(3, 4);
+
+/* The status for an OpenCL error: GPUMAT_ERR_OUT_OF_MEMORY for the
+ * allocation errors, GPUMAT_ERR_OPENCL for the rest. */
+gpumat_status gpumat__status_of_cl(cl_int err);
 
 /* "CL_OUT_OF_RESOURCES" and friends; "CL_UNKNOWN_ERROR" for unknown codes. */
 const char *gpumat__cl_error_name(cl_int err);

@@ -222,7 +222,8 @@ static parse_result parse_file(const char *path, parsed *p, char *why, size_t wh
             }
             continue;
         }
-        const char *what = NULL;
+        const char *what = NULL, *key;
+        char what_buf[80] = "";
         if ((v = after(line, "device")) != NULL) {
             if (p->has_device)
                 what = "a second device line";
@@ -240,20 +241,22 @@ static parse_result parse_file(const char *path, parsed *p, char *why, size_t wh
                 what = "empty params";
             p->has_params = true;
             snprintf(p->params, sizeof p->params, "%s", v);
-        } else if ((v = after(line, "backend")) != NULL ||
-                   (v = after(line, "backend64")) != NULL) {
-            int d = line[strlen("backend")] == '6';
+        } else if ((v = after(line, key = "backend")) != NULL ||
+                   (v = after(line, key = "backend64")) != NULL) {
+            int d = key[strlen("backend")] != '\0'; /* 0 float, 1 double */
             unsigned *count = &p->class_count[d];
             gpumat__gemm_class c;
             if (!parse_backend(v, &c))
-                what = d ? "expected \"backend64 <limit> native|clblast\" with a limit > 0"
-                         : "expected \"backend <limit> native|clblast\" with a limit > 0";
+                snprintf(what_buf, sizeof what_buf,
+                         "expected \"%s <limit> native|clblast\" with a limit > 0", key);
             else if (*count == GPUMAT__TUNING_MAX_CLASSES)
-                what = d ? "too many backend64 lines" : "too many backend lines";
+                snprintf(what_buf, sizeof what_buf, "too many %s lines", key);
             else if (*count > 0 && c.limit <= p->classes[d][*count - 1].limit)
-                what = d ? "backend64 limits must increase" : "backend limits must increase";
+                snprintf(what_buf, sizeof what_buf, "%s limits must increase", key);
             else
                 p->classes[d][(*count)++] = c;
+            if (what_buf[0])
+                what = what_buf;
         } else {
             what = "unknown line (expected device, driver, params, backend or backend64)";
         }

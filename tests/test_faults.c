@@ -226,12 +226,7 @@ static void test_split_scratch_refused(void **state)
     char msg[MSG_SIZE];
     int same = tu_compare("c after the failed gemm", 640, 384, out, g.hc, NULL, 0, msg, sizeof msg);
     free(out);
-    gpumat_matrix_destroy(g.a);
-    gpumat_matrix_destroy(g.b);
-    gpumat_matrix_destroy(g.c);
-    free(g.ha);
-    free(g.hb);
-    free(g.hc);
+    tu_gemm_free(&g);
     gpumat_context_destroy(ctx);
     if (!same)
         fail_msg("%s", msg);

@@ -518,6 +518,16 @@ gpumat_status tu_gemm_run(tu_gemm_case *g)
                        g->c);
 }
 
+void tu_gemm_free(tu_gemm_case *g)
+{
+    gpumat_matrix_destroy(g->a);
+    gpumat_matrix_destroy(g->b);
+    gpumat_matrix_destroy(g->c);
+    free(g->ha);
+    free(g->hb);
+    free(g->hc);
+}
+
 int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
 {
     size_t m = g->m, n = g->n, k = g->k;
@@ -556,12 +566,7 @@ int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size)
         ok = tu_compare(what, m, n, out, ref, scale, tu_gemm_tolerance(g->dtype, k + 2), msg,
                         msg_size);
     }
-    gpumat_matrix_destroy(g->a);
-    gpumat_matrix_destroy(g->b);
-    gpumat_matrix_destroy(g->c);
-    free(g->ha);
-    free(g->hb);
-    free(g->hc);
+    tu_gemm_free(g);
     free(opa);
     free(opb);
     free(out);

@@ -145,6 +145,8 @@ gpumat_status tu_gemm_prepare_typed(gpumat_context *ctx, tu_rng *rng, gpumat_dty
                                     size_t m, size_t n, size_t k, int ta, int tb, double alpha,
                                     double beta, tu_gemm_case *g);
 gpumat_status tu_gemm_run(tu_gemm_case *g);
+/* Frees a prepared case's matrices and host copies (tu_gemm_check does). */
+void tu_gemm_free(tu_gemm_case *g);
 int tu_gemm_check(tu_gemm_case *g, gpumat_status s, char *msg, size_t msg_size);
 
 /* The three steps at once on ctx. */
