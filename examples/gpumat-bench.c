@@ -4,6 +4,7 @@
  *
  *   gpumat-bench [--quick] [--sizes N,N,...]
  *                [--ops gemm,dgemm,gemm-t,dgemm-t,add,transpose,copy,transfer,start]
+ *                (sgemm, sgemm-t: the same as gemm, gemm-t)
  *                [--runs N] [--csv FILE] [--peak-tflops F] [--peak-dp-tflops F]
  *                [--openblas | --no-openblas] [--no-clblast]
  *
@@ -478,13 +479,39 @@ static void bench_memory(const config *cfg, gpumat_context *ctx, const char *op,
     gpumat_matrix_destroy(g.c);
 }
 
-static int wants(const config *cfg, const char *op)
+static int listed(const char *list, const char *op)
 {
     size_t len = strlen(op);
-    for (const char *p = cfg->ops; (p = strstr(p, op)) != NULL; p += len)
-        if ((p == cfg->ops || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+    for (const char *p = list; (p = strstr(p, op)) != NULL; p += len)
+        if ((p == list || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
             return 1;
     return 0;
+}
+
+/* "sgemm" and "sgemm-t", the names the float rows print, stand for
+ * "gemm" and "gemm-t". */
+static int wants(const config *cfg, const char *op)
+{
+    if (listed(cfg->ops, op))
+        return 1;
+    return (!strcmp(op, "gemm") && listed(cfg->ops, "sgemm")) ||
+           (!strcmp(op, "gemm-t") && listed(cfg->ops, "sgemm-t"));
+}
+
+#define KNOWN_OPS "gemm,sgemm,dgemm,gemm-t,sgemm-t,dgemm-t,add,transpose,copy,transfer,start"
+
+/* The first name in --ops that is no op, or NULL: an unknown name would
+ * otherwise time nothing and look like a result. */
+static const char *unknown_op(const char *ops, char *buf, size_t size)
+{
+    for (const char *p = ops; *p;) {
+        size_t len = strcspn(p, ",");
+        snprintf(buf, size, "%.*s", (int)len, p);
+        if (len == 0 || len >= size || !listed(KNOWN_OPS, buf))
+            return buf;
+        p += len + (p[len] == ',');
+    }
+    return NULL;
 }
 
 static void parse_sizes(config *cfg, const char *text)
@@ -586,7 +613,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    char bad[32];
+    if (unknown_op(cfg.ops, bad, sizeof bad)) {
+        fprintf(stderr, "gpumat-bench: --ops: unknown op \"%s\" (known: %s)\n", bad, KNOWN_OPS);
+        return 2;
+    }
     parse_sizes(&cfg, sizes);
+    if (cfg.nsizes == 0) {
+        fprintf(stderr, "gpumat-bench: --sizes: no size in \"%s\" (N or MxNxK, comma-separated)\n",
+                sizes);
+        return 2;
+    }
     load_clblast();
 
     gpumat_options o;

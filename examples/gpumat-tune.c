@@ -39,10 +39,12 @@
  * products take (stream-K splits, packing, passes over k) are verified
  * with the candidate's own parameters.  Wrong ones are discarded.  The
  * survivors are timed on products of the search's type, NN at each size
- * (256, 512, 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes overrides)
- * and TN, NT and TT at the middle one, and ranked by the geometric mean of
- * those rates (so that a blocking good for NN alone does not win; the
- * small sizes' NN products prune the slow); the baseline and the best three
+ * (256, 512, 1024 on CPUs; 1024, 2048, 4096 otherwise; --sizes overrides),
+ * TN, NT and TT at the middle one, and NN on an odd shape near the
+ * smallest (1023x777x1539 from 1024) and a tall one of 64 columns
+ * (8192x64x8192 from 2048), and ranked by the geometric mean of those
+ * rates (so that a blocking good for square NN products alone does not
+ * win; the small sizes' NN products prune the slow); the baseline and the best three
  * are timed again beside CLBlast (same type, same sizes), and each size
  * class of each type gets the faster backend ("backend" and "backend64"
  * lines).
@@ -115,6 +117,7 @@ typedef struct params {
 } params;
 
 #define MAX_SIZES 16
+#define EXTRA_SLOTS 5 /* TN, NT, TT at the middle size; the odd and tall shapes */
 #define MAX_CANDIDATES 256
 
 typedef struct shape {
@@ -130,7 +133,7 @@ typedef struct candidate {
     char why[160];
     /* Per call; 0 = not measured: NN at each size, then TN, NT and TT at
      * the middle size (slot_shape, slot_trans). */
-    double seconds[MAX_SIZES + 3];
+    double seconds[MAX_SIZES + EXTRA_SLOTS];
     double score;              /* geometric mean GFLOP/s over all sizes */
 } candidate;
 
@@ -369,16 +372,22 @@ static gpumat_status random_matrix(gpumat_context *ctx, gpumat_dtype dtype, size
 
 /* The test hook GPUMAT_TUNE_CORRUPT (tests/test_tune.c): "timed" spoils
  * the products candidates are timed on, "timed-f64" the double ones among
- * them, any other value every product, as a wrong kernel would: element
- * (0, 0), which every check reads.  `timed`: 0 for a check's product, else
- * the timed product's type. */
-static int corrupts(int timed)
+ * them, "timed:MxNxK" the timed ones of that shape, any other value every
+ * product, as a wrong kernel would: element (0, 0), which every check
+ * reads.  `timed`: 0 for a check's product, else the timed product's type;
+ * s: its shape. */
+static int corrupts(int timed, shape s)
 {
     const char *v = getenv("GPUMAT_TUNE_CORRUPT");
     if (!v)
         return 0;
     if (!strcmp(v, "timed-f64"))
         return timed == GPUMAT_F64;
+    if (!strncmp(v, "timed:", 6)) {
+        char mine[80];
+        snprintf(mine, sizeof mine, "timed:%zux%zux%zu", s.m, s.n, s.k);
+        return timed && !strcmp(v, mine);
+    }
     return timed || strcmp(v, "timed") != 0;
 }
 
@@ -508,7 +517,7 @@ static int check_product(gpumat_context *ctx, gpumat_dtype dtype, shape s, int t
         st = gpumat_gemm(ta ? GPUMAT_TRANS : GPUMAT_NO_TRANS, tb ? GPUMAT_TRANS : GPUMAT_NO_TRANS,
                          alpha, a, b, beta, c);
     if (st == GPUMAT_OK)
-        out = download(c, dtype, s.m * s.n, corrupts(0), &st);
+        out = download(c, dtype, s.m * s.n, corrupts(0, s), &st);
     if (st != GPUMAT_OK) {
         snprintf(why, size, "%s %zux%zux%zu %c%c: %s", dtype == GPUMAT_F64 ? "f64" : "f32", s.m,
                  s.n, s.k, ta ? 'T' : 'N', tb ? 'T' : 'N', gpumat_last_error(ctx));
@@ -646,7 +655,7 @@ static double time_gemm(gpumat_context *ctx, gpumat_dtype dtype, shape s, int tr
         t[r] = (now() - t0) / reps;
     }
     if (st == GPUMAT_OK && wrong)
-        out = download(c, dtype, s.m * s.n, corrupts(dtype), &st);
+        out = download(c, dtype, s.m * s.n, corrupts(dtype, s), &st);
     if (st == GPUMAT_OK && wrong) {
         product p = {.s = s, .ta = ta, .tb = tb, .dtype = dtype, .alpha = 1, .a = ha, .b = hb,
                      .out = out};
@@ -677,17 +686,43 @@ static double gflops(shape s, double seconds)
 
 /* What a candidate is timed on: NN at every size, then the transposed
  * cases (which have kernels of their own) at the middle size, so that a
- * blocking good for NN alone does not win. */
-static size_t slots(const config *cfg) { return cfg->nsizes + 3; }
+ * blocking good for NN alone does not win, then two NN shapes unlike the
+ * squares: an odd one near the smallest size (no side a multiple of any
+ * tile; partial waves, which stream-K splits) and a tall one of 64
+ * columns (the small tiles, a split along k).  Session 15 found a double
+ * blocking that won on squares and ran the odd benchmark shape at half
+ * speed. */
+static size_t slots(const config *cfg) { return cfg->nsizes + EXTRA_SLOTS; }
 
 static int slot_trans(const config *cfg, size_t i)
 {
-    return i < cfg->nsizes ? 0 : (int)(i - cfg->nsizes) + 1;
+    return i < cfg->nsizes || i >= cfg->nsizes + 3 ? 0 : (int)(i - cfg->nsizes) + 1;
 }
 
 static shape slot_shape(const config *cfg, size_t i)
 {
-    return cfg->sizes[i < cfg->nsizes ? i : (cfg->nsizes - 1) / 2];
+    shape mid = cfg->sizes[(cfg->nsizes - 1) / 2], low = cfg->sizes[0];
+    if (i < cfg->nsizes)
+        return cfg->sizes[i];
+    if (i < cfg->nsizes + 3)
+        return mid;
+    if (i == cfg->nsizes + 3) /* 1023 x 777 x 1539 from 1024^3 */
+        return (shape){low.m > 1 ? low.m - 1 : 1, low.n * 3 / 4 + 9, low.k * 3 / 2 + 3};
+    return (shape){4 * mid.m, 64, 4 * mid.k}; /* 8192 x 64 x 8192 from 2048^3 */
+}
+
+/* A slot's column heading: the size, the case at the middle size, or
+ * which of the two other shapes (print_shapes names them). */
+static void slot_label(const config *cfg, size_t i, char *buf, size_t size)
+{
+    static const char *const cases[4] = {"", "TN@", "NT@", "TT@"};
+    shape sh = slot_shape(cfg, i);
+    if (i >= cfg->nsizes + 3)
+        snprintf(buf, size, "%s", i == cfg->nsizes + 3 ? "odd" : "tall");
+    else if (sh.m == sh.n && sh.n == sh.k)
+        snprintf(buf, size, "%s%zu", cases[slot_trans(cfg, i)], sh.m);
+    else
+        snprintf(buf, size, "%s%zux%zux%zu", cases[slot_trans(cfg, i)], sh.m, sh.n, sh.k);
 }
 
 /* ---- one candidate ------------------------------------------------------------ */
@@ -771,13 +806,8 @@ static void print_header(const config *cfg, int dbl)
            dbl ? "MWG64xNWG64xKWG64/MDIMC64xNDIMC64 L a k g" : "MWGxNWGxKWG/MDIMCxNDIMC s<small> L g p",
            "check");
     for (size_t i = 0; i < slots(cfg); ++i) {
-        static const char *const cases[4] = {"", "TN@", "NT@", "TT@"};
-        shape sh = slot_shape(cfg, i);
         char t[48];
-        if (sh.m == sh.n && sh.n == sh.k)
-            snprintf(t, sizeof t, "%s%zu", cases[slot_trans(cfg, i)], sh.m);
-        else
-            snprintf(t, sizeof t, "%s%zux%zux%zu", cases[slot_trans(cfg, i)], sh.m, sh.n, sh.k);
+        slot_label(cfg, i, t, sizeof t);
         printf(" %9s", t);
     }
     printf(" %9s  (GFLOP/s)\n", "geomean");
@@ -951,13 +981,17 @@ static int profile_params(const char *profile, params *p)
 /* The GPU shortlist's rest: every other profile's float blocking (read
  * through GPUMAT_PROFILE; those that do not fit are skipped), then a few
  * fixed blockings. */
-static void gpu_shortlist(candidate *list, size_t *count, const params *shipped, size_t max_wg)
+static void gpu_shortlist(candidate *list, size_t *count, const params *shipped,
+                          const char *own_profile, size_t max_wg)
 {
     static const char *const profiles[] = {"nvidia-gpu", "amd-gpu", "intel-gpu", "generic-gpu",
                                            "cpu"};
     for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; ++i) {
         params p;
-        if (profile_params(profiles[i], &p)) {
+        /* Not the device's own: "shipped" is that one (its copy here,
+         * with the double-only values left 0, would not compare equal
+         * and would be timed twice). */
+        if (strcmp(profiles[i], own_profile) != 0 && profile_params(profiles[i], &p)) {
             /* Only its float blocking: the double one stays this device's. */
             for (int k = KWG64; k < NPARAM; ++k)
                 if (k != LBUF && k != MSUB && k != NSUB)
@@ -1183,7 +1217,7 @@ static int search_and_confirm(const config *cfg, const gpumat_device_info *dev, 
     const int dbl = ph->dtype == GPUMAT_F64;
     candidate *list = ph->list;
     double start = now();
-    double best[MAX_SIZES + 3] = {0};
+    double best[MAX_SIZES + EXTRA_SLOTS] = {0};
     print_header(cfg, dbl);
     for (size_t i = 0; i < ph->count; ++i) {
         if (i > 0 && cfg->seconds > 0 && now() - start > cfg->seconds) {
@@ -1358,6 +1392,14 @@ static void report(const config *cfg, const phase *ph, const char *keyword, char
                gflops(mid, c->seconds[cfg->nsizes + 2]));
     }
     printf("  (at %zux%zux%zu)\n", mid.m, mid.n, mid.k);
+    printf("%-16s", "odd / tall");
+    for (int w = 0; w < 2; ++w) {
+        const candidate *c = w ? win : base;
+        printf(" %s %.1f / %.1f", w ? "tuned" : base->origin,
+               gflops(slot_shape(cfg, cfg->nsizes + 3), c->seconds[cfg->nsizes + 3]),
+               gflops(slot_shape(cfg, cfg->nsizes + 4), c->seconds[cfg->nsizes + 4]));
+    }
+    printf("  (NN)\n");
     if (ph->clblast_why[0])
         printf("CLBlast: %s\n", ph->clblast_why);
 }
@@ -1447,6 +1489,10 @@ int main(int argc, char **argv)
         printf("columns: tile MWGxNWGxKWG / work-group MDIMCxNDIMC, s: small tile / work-group, "
                "L: LBUF, g: MSUBxNSUB, p: SMALLPCT, nv0: NVTAIL=0,NVTAILSK=0,NVXCOL=0,NVSKEW=0, "
                "nocopy: PACKA=0\n");
+    shape odd = slot_shape(&cfg, cfg.nsizes + 3), tall = slot_shape(&cfg, cfg.nsizes + 4);
+    printf("shapes:  NN at each size; TN, NT, TT at the middle one; odd: NN %zux%zux%zu, "
+           "tall: NN %zux%zux%zu\n",
+           odd.m, odd.n, odd.k, tall.m, tall.n, tall.k);
     printf("file:    %s%s\n\n", path[0] ? path : "(none)", cfg.dry_run ? " (dry run: not written)" : "");
 
     /* The float shortlist: shipped parameters of this profile and of the
@@ -1466,7 +1512,7 @@ int main(int argc, char **argv)
     if (cpu_kernels)
         cpu_shortlist(list, &ph.count, &shipped, dev.max_work_group_size);
     else
-        gpu_shortlist(list, &ph.count, &shipped, dev.max_work_group_size);
+        gpu_shortlist(list, &ph.count, &shipped, profile, dev.max_work_group_size);
     ph.shortlist = ph.count;
     for (unsigned drawn = 0, tries = 0; drawn < cfg.budget && tries < 100000; ++tries) {
         params p = cpu_kernels ? random_cpu(&shipped) : random_gpu(&shipped);

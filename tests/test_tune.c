@@ -240,6 +240,22 @@ static void test_wrong_timed_products_are_discarded(void **state)
     expect_all_wrong("timed", "f32 40x40x40 NN: 1 checked wrong");
 }
 
+/* The two shapes beside the squares are timed and checked too: one wrong
+ * product of either (and no other) discards every candidate.  From
+ * --sizes 40: odd 39x39x63, tall 160x64x160. */
+static void test_odd_and_tall_products_are_checked(void **state)
+{
+    (void)state;
+    static char out[OUT_SIZE];
+    assert_int_equal(run_tool(NULL, "--budget 0 --seconds 1 --sizes 40 --runs 1 --dry-run", out,
+                              sizeof out),
+                     0);
+    assert_non_null(strstr(out, "odd: NN 39x39x63, tall: NN 160x64x160"));
+    assert_non_null(strstr(out, "\nodd / tall "));
+    expect_all_wrong("timed:39x39x63", "f32 39x39x63 NN: 1 checked wrong");
+    expect_all_wrong("timed:160x64x160", "f32 160x64x160 NN: 1 checked wrong");
+}
+
 /* Wrong timed double products (the float search passes): the double
  * search discards every candidate, and nothing is written either. */
 static void test_wrong_double_products_are_discarded(void **state)
@@ -304,6 +320,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_writes_a_file_a_context_loads),
         cmocka_unit_test(test_wrong_products_are_discarded),
         cmocka_unit_test(test_wrong_timed_products_are_discarded),
+        cmocka_unit_test(test_odd_and_tall_products_are_checked),
         cmocka_unit_test(test_double_search_on_tiled_kernels),
         cmocka_unit_test(test_wrong_double_products_are_discarded),
     };
