@@ -171,6 +171,21 @@ typedef struct gpumat__gemm_params {
      * work-items share a warp decides how many different local vectors
      * one read takes, and double's reads are twice as wide. */
     unsigned msub64, nsub64;
+    /* The split tile (all four 0: none): a product whose big tiles would
+     * not fill the device and whose tiles of this size number fewer than
+     * a wave of skgm groups per compute unit (skgm64 for double; 0: not
+     * for that type) runs all of it split along k on this tile, where the
+     * small tiles would give a compute unit at most one group of the
+     * whole depth and the big split wastes big tiles' edges.  Depth kwg
+     * (kwg64 for double); its own program (GPUMAT__PROGRAM_GEMM_SK_MID:
+     * cl/gemm.cl's stream-K kernels with the big tile's macros set to
+     * this one).  Host side. */
+    unsigned mmwg, mnwg, mmdimc, mndimc;
+    unsigned skgm, skgm64;
+    /* The split tile only where each of its groups gets sk_min_mid K
+     * steps, and the small or tiny tiles would give fewer than
+     * mid_pct/100 groups per compute unit (mid_pct64 for double). */
+    unsigned sk_min_mid, mid_pct, mid_pct64;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -286,6 +301,7 @@ typedef enum gpumat__program_id {
     GPUMAT__PROGRAM_ML,
     GPUMAT__PROGRAM_GEMM_CPU,
     GPUMAT__PROGRAM_GEMM_SK, /* cl/gemm.cl's stream-K kernels, built on first use */
+    GPUMAT__PROGRAM_GEMM_SK_MID, /* the same on the split tile (mmwg, ...) */
     GPUMAT__PROGRAM_COUNT
 } gpumat__program_id;
 

@@ -234,9 +234,12 @@ static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, s
  * launches rather than one kernel doing both: NVIDIA's compiler schedules
  * the plain kernel's loop better (H100: a stream-K kernel that also ran the
  * whole tiles made 8192^3 4% slower, gemm-notes round 5), and those tiles
- * are most of the work. */
-static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, const char *name,
-                              size_t waves, const unsigned tile[5], size_t xrows)
+ * are most of the work.  sk_program: the stream-K program of the tile
+ * (GPUMAT__PROGRAM_GEMM_SK_MID, the split tile's, only for products of
+ * fewer tiles than a wave: no plain part). */
+static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g,
+                              gpumat__program_id sk_program, const char *name, size_t waves,
+                              const unsigned tile[5], size_t xrows)
 {
     static const char *const sk_names[2][2] = {{"gemm_nn_sk", "gemm_nt_sk"},
                                                {"gemm_tn_sk", "gemm_tt_sk"}};
@@ -263,7 +266,7 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g, c
     if (status != GPUMAT_OK)
         return status;
     cl_kernel kernel;
-    status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_SK, g->dtype, sk_name, &kernel);
+    status = gpumat__kernel(ctx, sk_program, g->dtype, sk_name, &kernel);
     if (status == GPUMAT_OK)
         status = gemm_args(ctx, kernel, sk_name, g);
     if (status == GPUMAT_OK)
@@ -396,6 +399,46 @@ static bool small_beats_split(const gpumat__gemm_params *p, size_t groups, size_
            100.0 * ((double)p->sk_fix + (double)split_steps);
 }
 
+/* Whether a product that would run plain on the small tiles (or, tiny,
+ * the tiny ones) in `groups` groups runs faster all of it split along k
+ * on the split tile (tile[] and *waves for stream_k, set then): where the
+ * small tiles would give a compute unit fewer than mid_pct/100 groups of
+ * the whole depth (the tiny tiles, with less work per loaded element,
+ * always), the split tiles number fewer than a wave of skgm groups per
+ * compute unit, each group still gets sk_min_mid K steps and the tiles'
+ * edges waste at most 25% (the alternatives run a compute unit at a
+ * quarter of its warps or less: 333x300x7000, split tiles 81% full, ran
+ * 8.4 TFLOP/s, split 22.7).  H100, gemm-notes round 16 (TFLOP/s, NN):
+ * sgemm 8192x64x8192 31.7 -> 40.6, 4096x64x4096 21.0 -> 33.8,
+ * 300x300x8000 15.6 -> 23.0; dgemm 8192x64x8192 16.8 -> 19.5,
+ * 4096x64x4096 10.0 -> 16.6; with the split tile, shallow products (a
+ * group's run too short: float 640^3 -6%, 1024^2 x 448 -15%) and those
+ * the small float tiles give two groups per SM (1024^3 -16%) lost, and
+ * keep their way. */
+static bool split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_call *g, bool tiny,
+                            size_t groups, size_t cus, unsigned tile[5], size_t *waves)
+{
+    bool f64 = g->dtype == GPUMAT_F64;
+    unsigned skgm = f64 ? p->skgm64 : p->skgm, mid_pct = f64 ? p->mid_pct64 : p->mid_pct;
+    if (!skgm || !p->mmwg || !p->sk_min_mid || g->k == 0 ||
+        (!tiny && groups * 100 >= cus * mid_pct))
+        return false;
+    size_t tiles = gpumat__round_up(g->m, p->mmwg) / p->mmwg *
+                   (gpumat__round_up(g->n, p->mnwg) / p->mnwg);
+    unsigned depth = f64 ? p->kwg64 : p->kwg;
+    size_t steps = (g->k + depth - 1) / depth;
+    *waves = cus * skgm;
+    bool edges_ok = (double)g->m * g->n * 100 >= 75.0 * tiles * p->mmwg * p->mnwg;
+    if (tiles >= *waves || !edges_ok || tiles * steps / *waves < p->sk_min_mid)
+        return false;
+    tile[0] = p->mmwg;
+    tile[1] = p->mnwg;
+    tile[2] = depth;
+    tile[3] = p->mmdimc;
+    tile[4] = p->mndimc;
+    return true;
+}
+
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
 {
     if (ctx->profile.gemm.cvw)
@@ -446,34 +489,46 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
      * gemm-notes round 7: sgemm 768^3 18.4 -> 23.7 TFLOP/s, 1023x777x1531 21.4 -> 26.0,
      * 300x300x8000 6.3 -> 15.0; dgemm 1024^3 14.1 -> 16.0; while 704^3
      * (16% edge waste, 121 small groups) and 8192x64x8192 (half of every
-     * big tile wasted) keep their small tiles. */
+     * big tile wasted) keep their small tiles, or go to the split tile
+     * (split_tile_pays). */
+    size_t groups = gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
     unsigned skg = f64 ? p->skg64 : p->skg, sk_fill = f64 ? p->sk_fill64 : p->sk_fill;
+    bool tail = false, whole = false, edges_ok = false;
+    size_t waves = cus * skg, xrows = 0;
+    const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
     if (g->k > 0 && skg) {
-        size_t waves = cus * skg, rest = big_groups % waves;
-        const unsigned big[5] = {bmwg, bnwg, f64 ? p->kwg64 : p->kwg, bmdimc, bndimc};
+        size_t rest = big_groups % waves;
         size_t steps = (g->k + big[2] - 1) / big[2], per_group = big_groups * steps / waves;
-        size_t groups = gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
-        bool edges_ok = (double)g->m * g->n * 100 >= 85.0 * big_groups * bmwg * bnwg;
+        edges_ok = (double)g->m * g->n * 100 >= 85.0 * big_groups * bmwg * bnwg;
         /* The split's plain part in whole waves where it can; then the
          * split pays up to a fuller last wave (sk_fill_x; H100, gemm-notes
          * round 9: 3968x4096x4096 +1.7-1.9%, 4096^3 +0.9%). */
-        size_t xrows = tile == 0 && rest
-                           ? extra_column_rows(ctx, g, names[0][g->trans_a][g->trans_b],
-                                               gpumat__round_up(g->m, bmwg) / bmwg,
-                                               gpumat__round_up(g->n, bnwg) / bnwg, waves)
-                           : 0;
-        bool tail = tile == 0 && rest &&
-                    rest * 100 < waves * (xrows && p->sk_fill_x ? p->sk_fill_x : sk_fill);
-        bool whole = tile != 0 && rest && p->sk_min &&
-                     ((groups > cus && edges_ok && per_group >= p->sk_min) ||
-                      (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min)) &&
-                     !(tile == 1 && !f64 &&
-                       small_beats_split(p, groups, cus, g->k,
-                                         (big_groups * steps + waves - 1) / waves));
-        if (tail || whole)
-            return stream_k(ctx, g, names[0][g->trans_a][g->trans_b], waves, big,
-                            tail ? xrows : 0);
+        xrows = tile == 0 && rest
+                    ? extra_column_rows(ctx, g, names[0][g->trans_a][g->trans_b],
+                                        gpumat__round_up(g->m, bmwg) / bmwg,
+                                        gpumat__round_up(g->n, bnwg) / bnwg, waves)
+                    : 0;
+        tail = tile == 0 && rest &&
+               rest * 100 < waves * (xrows && p->sk_fill_x ? p->sk_fill_x : sk_fill);
+        whole = tile != 0 && rest && p->sk_min &&
+                ((groups > cus && edges_ok && per_group >= p->sk_min) ||
+                 (groups * 100 < cus * 80 && per_group >= 2 * (size_t)p->sk_min)) &&
+                !(tile == 1 && !f64 &&
+                  small_beats_split(p, groups, cus, g->k,
+                                    (big_groups * steps + waves - 1) / waves));
     }
+    /* The split tile instead of the small or tiny tiles, or of a whole
+     * split on big tiles that waste over 15% on edges (H100: 300x300x8000,
+     * big tiles 73% full). */
+    unsigned mid[5];
+    size_t mid_waves;
+    if (tile != 0 && (!whole || !edges_ok) &&
+        split_tile_pays(p, g, tile == 2, groups, cus, mid, &mid_waves))
+        return stream_k(ctx, g, GPUMAT__PROGRAM_GEMM_SK_MID, names[0][g->trans_a][g->trans_b],
+                        mid_waves, mid, 0);
+    if (tail || whole)
+        return stream_k(ctx, g, GPUMAT__PROGRAM_GEMM_SK, names[0][g->trans_a][g->trans_b], waves,
+                        big, tail ? xrows : 0);
     size_t local[2] = {ndimc, mdimc};
     size_t global[2] = {gpumat__round_up(g->n, nwg) / nwg * ndimc,
                         gpumat__round_up(g->m, mwg) / mwg * mdimc};

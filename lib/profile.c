@@ -80,21 +80,29 @@ static const gpumat__profile profiles[] = {
      * search led to (round 15: dgemm 4096^3 NN / TN / NT / TT 20.7 / 20.4
      * / 21.2 / 21.4 -> 22.2 / 23.0 / 22.5 / 22.4, 8192^3 TN 20.9 -> 23.4,
      * 2048^3 TN 20.0 -> 21.9; 1000^3 NN / TN 16.3 / 16.6 -> 15.8 / 15.8,
-     * NT 1023x777x1531 14.6 -> 14.0). */
+     * NT 1023x777x1531 14.6 -> 14.0).  The split tile 64 x 64 of 8 x 8
+     * work-items, four groups per SM (SKGM, SKGM64 4), for products that
+     * would run an SM at one small group or less, or on the tiny tiles,
+     * for their whole depth (SKMINM 16, MIDPCT 101, MIDPCT64 4096; round
+     * 16: sgemm 8192x64x8192 31.7 -> 40.6, 4096x64x4096 21.0 -> 33.8,
+     * 333x300x7000 8.45 -> 22.7; dgemm 8192x64x8192 16.8 -> 19.5). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 64, 128, 8, 16, 32,
                     0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 2, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
-                    8, 4},
+                    8, 4, 64, 64, 8, 8, 4, 4, 16, 101, 4096},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
-                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                   0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
-                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                     0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -110,7 +118,8 @@ static const gpumat__profile profiles[] = {
      * 2-core EPYC, 0.65-1x
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+             0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -120,7 +129,8 @@ static const gpumat__profile profiles[] = {
      * 227 -> 342 / 384 / 394 GFLOP/s, dgemm 1024^3 111 -> 201, against
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
-                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -183,6 +193,7 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     size_t gemm64_items = (size_t)g->mdimc64 * g->ndimc64;
     size_t small_items = (size_t)g->smdimc * g->sndimc;
     size_t tiny_items = (size_t)g->tmdimc * g->tndimc;
+    size_t mid_items = (size_t)g->mmdimc * g->mndimc;
     size_t transpose_items = (size_t)p->transpose_tile * gpumat__transpose_rows(p);
     /* LBUF copies of the KWG x (MWG+4) and KWG x (NWG+4) local tiles
      * (cl/gemm.cl pads each row by 4), for floats and for doubles; the
@@ -197,6 +208,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t tiny32 = (uint64_t)g->lbuf * skwg32 * (g->tmwg + g->tnwg + 8);
     if (small32 < tiny32)
         small32 = tiny32;
+    uint64_t mid32 = (uint64_t)g->lbuf * g->kwg * (g->mmwg + g->mnwg + 8);
+    if (small32 < mid32)
+        small32 = mid32;
     uint64_t local32 = (big32 > small32 ? big32 : small32) * 4;
     uint64_t staged64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->mwg64 + g->nwg64 + 8);
     uint64_t big64 =
@@ -207,6 +221,9 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
     uint64_t tiny64 = (uint64_t)g->lbuf64 * small_kwg64(g) * (g->tmwg + g->tnwg + 8);
     if (small64 < tiny64)
         small64 = tiny64;
+    uint64_t mid64 = (uint64_t)g->lbuf64 * g->kwg64 * (g->mmwg + g->mnwg + 8);
+    if (small64 < mid64)
+        small64 = mid64;
     uint64_t local64 = (big64 > small64 ? big64 : small64) * 8;
     uint64_t local = local32 > local64 ? local32 : local64;
     size_t cpu_items = g->cvw ? (size_t)g->cwx * g->cwy : 0;
@@ -214,7 +231,7 @@ static bool fits(const gpumat__profile *p, const gpumat_device_info *info)
            (gemm_items <= info->max_work_group_size && cpu_items <= info->max_work_group_size &&
             gemm64_items <= info->max_work_group_size &&
             small_items <= info->max_work_group_size &&
-            tiny_items <= info->max_work_group_size &&
+            tiny_items <= info->max_work_group_size && mid_items <= info->max_work_group_size &&
             transpose_items <= info->max_work_group_size && transpose_fits(p, info) &&
             p->elementwise_wg <= info->max_work_group_size &&
             (info->local_memory_bytes == 0 || local <= info->local_memory_bytes));
@@ -389,6 +406,15 @@ static const struct {
     {"SKFIX", offsetof(gpumat__profile, gemm.sk_fix)},
     {"MSUB64", offsetof(gpumat__profile, gemm.msub64)},
     {"NSUB64", offsetof(gpumat__profile, gemm.nsub64)},
+    {"MMWG", offsetof(gpumat__profile, gemm.mmwg)},
+    {"MNWG", offsetof(gpumat__profile, gemm.mnwg)},
+    {"MMDIMC", offsetof(gpumat__profile, gemm.mmdimc)},
+    {"MNDIMC", offsetof(gpumat__profile, gemm.mndimc)},
+    {"SKGM", offsetof(gpumat__profile, gemm.skgm)},
+    {"SKGM64", offsetof(gpumat__profile, gemm.skgm64)},
+    {"SKMINM", offsetof(gpumat__profile, gemm.sk_min_mid)},
+    {"MIDPCT", offsetof(gpumat__profile, gemm.mid_pct)},
+    {"MIDPCT64", offsetof(gpumat__profile, gemm.mid_pct64)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -429,7 +455,16 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.sk_small) ||
            offset == offsetof(gpumat__profile, gemm.sk_fix) ||
            offset == offsetof(gpumat__profile, gemm.msub64) ||
-           offset == offsetof(gpumat__profile, gemm.nsub64);
+           offset == offsetof(gpumat__profile, gemm.nsub64) ||
+           offset == offsetof(gpumat__profile, gemm.mmwg) ||
+           offset == offsetof(gpumat__profile, gemm.mnwg) ||
+           offset == offsetof(gpumat__profile, gemm.mmdimc) ||
+           offset == offsetof(gpumat__profile, gemm.mndimc) ||
+           offset == offsetof(gpumat__profile, gemm.skgm) ||
+           offset == offsetof(gpumat__profile, gemm.skgm64) ||
+           offset == offsetof(gpumat__profile, gemm.sk_min_mid) ||
+           offset == offsetof(gpumat__profile, gemm.mid_pct) ||
+           offset == offsetof(gpumat__profile, gemm.mid_pct64);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item
@@ -459,6 +494,17 @@ static bool tiny_ok(const gpumat__gemm_params *g)
            tile_ok(g->tmwg, g->tnwg, small_kwg64(g), g->tmdimc, g->tndimc);
 }
 
+/* The split tile: off (all four 0), or whole pieces at the float and
+ * the double depth (its kernels are the big tile's, resized). */
+static bool mid_ok(const gpumat__gemm_params *g)
+{
+    if (!g->mmwg && !g->mnwg && !g->mmdimc && !g->mndimc)
+        return true;
+    return g->mmwg && g->mnwg && g->mmdimc && g->mndimc &&
+           tile_ok(g->mmwg, g->mnwg, g->kwg, g->mmdimc, g->mndimc) &&
+           tile_ok(g->mmwg, g->mnwg, g->kwg64, g->mmdimc, g->mndimc);
+}
+
 /* Stream-K's waves count the big tile's groups that run at once on a
  * compute unit (SKG, SKG64), which depends on the work-group's size: a
  * spec that changes the work-group but sets no count of its own keeps the
@@ -477,7 +523,8 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
 {
     const unsigned items = p->gemm.mdimc * p->gemm.ndimc;
     const unsigned items64 = p->gemm.mdimc64 * p->gemm.ndimc64;
-    bool set_skg = false, set_skg64 = false;
+    const unsigned items_mid = p->gemm.mmdimc * p->gemm.mndimc;
+    bool set_skg = false, set_skg64 = false, set_skgm = false, set_skgm64 = false;
     const char *s = spec;
     while (*s) {
         size_t len = strcspn(s, "=,");
@@ -499,12 +546,19 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
         memcpy((char *)p + parameters[i].offset, &value, sizeof value);
         set_skg |= parameters[i].offset == offsetof(gpumat__profile, gemm.skg);
         set_skg64 |= parameters[i].offset == offsetof(gpumat__profile, gemm.skg64);
+        set_skgm |= parameters[i].offset == offsetof(gpumat__profile, gemm.skgm);
+        set_skgm64 |= parameters[i].offset == offsetof(gpumat__profile, gemm.skgm64);
         s = *end ? end + 1 : end;
     }
     if (!set_skg)
         p->gemm.skg = scaled_groups(p->gemm.skg, items, p->gemm.mdimc * p->gemm.ndimc);
     if (!set_skg64)
         p->gemm.skg64 = scaled_groups(p->gemm.skg64, items64, p->gemm.mdimc64 * p->gemm.ndimc64);
+    if (!set_skgm)
+        p->gemm.skgm = scaled_groups(p->gemm.skgm, items_mid, p->gemm.mmdimc * p->gemm.mndimc);
+    if (!set_skgm64)
+        p->gemm.skgm64 =
+            scaled_groups(p->gemm.skgm64, items_mid, p->gemm.mmdimc * p->gemm.mndimc);
     const gpumat__gemm_params *g = &p->gemm;
     if (!tile_ok(g->mwg, g->nwg, g->kwg, g->mdimc, g->ndimc) ||
         !tile_ok(g->smwg, g->snwg, g->skwg, g->smdimc, g->sndimc) ||
@@ -525,6 +579,11 @@ static gpumat_status apply_overrides(gpumat__profile *p, const char *spec)
                             "MDIMC*NDIMC a multiple of KWG, MDIMC64*NDIMC64 of KWG64), TMWG, "
                             "TNWG, TMDIMC, TNDIMC all 0 or a tile as above with SKWG and with "
                             "KWG64, and TS a multiple of 4", spec);
+    if (!mid_ok(g))
+        return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
+                            "GPUMAT_KERNEL_PARAMS=\"%s\": MMWG, MNWG, MMDIMC, MNDIMC must all be "
+                            "0 (no split tile) or a tile as MWG, NWG, MDIMC, NDIMC are, with KWG "
+                            "and with KWG64", spec);
     if (!g->msub64 != !g->nsub64)
         return gpumat__fail(NULL, GPUMAT_ERR_INVALID_ARGUMENT,
                             "GPUMAT_KERNEL_PARAMS=\"%s\": MSUB64 and NSUB64 must both be 0 (the "

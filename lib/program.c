@@ -18,14 +18,49 @@ static const char *const program_names[GPUMAT__PROGRAM_COUNT] = {
     [GPUMAT__PROGRAM_ML] = "ml",
     [GPUMAT__PROGRAM_GEMM_CPU] = "gemm_cpu",
     [GPUMAT__PROGRAM_GEMM_SK] = "gemm_sk",
+    [GPUMAT__PROGRAM_GEMM_SK_MID] = "gemm_sk_mid",
 };
+
+static bool stream_k_program(gpumat__program_id id)
+{
+    return id == GPUMAT__PROGRAM_GEMM_SK || id == GPUMAT__PROGRAM_GEMM_SK_MID;
+}
 
 /* The stream-K kernels are a program of their own, from cl/gemm.cl: they
  * tripled NVIDIA's build time of the gemm program (H100: 5.9 -> 16.1 s
- * cold), which every product would otherwise pay for shapes few use. */
+ * cold), which every product would otherwise pay for shapes few use.  The
+ * split tile's are one more, the same source with the big tile's macros
+ * set to that tile (mid_value). */
 static const char *source_name(gpumat__program_id id)
 {
-    return id == GPUMAT__PROGRAM_GEMM_SK ? "gemm" : program_names[id];
+    return stream_k_program(id) ? "gemm" : program_names[id];
+}
+
+typedef struct gpumat__tile {
+    unsigned mwg, nwg, mdimc, ndimc;
+} gpumat__tile;
+
+/* The float tile (rows, columns, work-group) that a GEMM program's big
+ * kernels take: the split tile's in its own program. */
+static gpumat__tile float_tile(const gpumat__gemm_params *g, gpumat__program_id id)
+{
+    if (id == GPUMAT__PROGRAM_GEMM_SK_MID)
+        return (gpumat__tile){g->mmwg, g->mnwg, g->mmdimc, g->mndimc};
+    return (gpumat__tile){g->mwg, g->nwg, g->mdimc, g->ndimc};
+}
+
+/* The split tile's value for a big-tile macro of cl/gemm.cl, or 0 for any
+ * other name. */
+static unsigned mid_value(const gpumat__gemm_params *g, const char *name)
+{
+    static const char *const names[] = {"MWG", "NWG", "MDIMC", "NDIMC"};
+    const unsigned values[] = {g->mmwg, g->mnwg, g->mmdimc, g->mndimc};
+    for (size_t i = 0; i < 4; ++i) {
+        size_t n = strlen(names[i]);
+        if (!strncmp(name, names[i], n) && (!name[n] || !strcmp(name + n, "64")))
+            return values[i];
+    }
+    return 0;
 }
 
 static const char *embedded_text(const char *name)
@@ -56,8 +91,8 @@ static bool mentions(const char *text, const char *name, size_t len)
  * GEMM tiles.  A parameter change then rebuilds (and re-caches) only the
  * programs that use it: a double-only GEMM override leaves the float
  * program, and every transpose and elementwise program, as they were. */
-static void program_options(const char *all, const char *text, bool f64, char *out,
-                            size_t size)
+static void program_options(const char *all, const char *text, bool f64,
+                            const gpumat__gemm_params *mid, char *out, size_t size)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -68,6 +103,7 @@ static void program_options(const char *all, const char *text, bool f64, char *o
         if (n == 0)
             break;
         bool keep = true;
+        char resized[80] = ""; /* the token with the split tile's value */
         if (strncmp(t, "-D", 2) == 0) {
             char name[64];
             size_t len = strcspn(t + 2, "= ");
@@ -76,15 +112,21 @@ static void program_options(const char *all, const char *text, bool f64, char *o
                 name[len] = '\0';
                 keep = !gpumat__profile_option_other_type(name, len, f64) &&
                        mentions(text, name, len);
+                if (mid && mid_value(mid, name))
+                    snprintf(resized, sizeof resized, "-D%s=%u", name, mid_value(mid, name));
             }
         }
+        if (resized[0])
+            n = strlen(resized);
         if (keep && used + n + 2 <= size) {
             if (used)
                 out[used++] = ' ';
-            memcpy(out + used, t, n);
+            memcpy(out + used, resized[0] ? resized : t, n);
             used += n;
             out[used] = '\0';
         }
+        if (resized[0])
+            n = strcspn(t, " ");
         t += n;
     }
 }
@@ -290,13 +332,14 @@ static bool same_products(gpumat_context *ctx, cl_program a, cl_program b, bool 
  * gemm_nn_sk?  200^3 (2 x 2 tiles of 13 K steps) over 3 groups: runs of 18
  * steps that start and end inside tiles, every tile finished by a group
  * that adds up partial sums. */
-static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
+static bool same_sk_products(gpumat_context *ctx, const gpumat__tile *t, cl_program a,
+                             cl_program b)
 {
     enum { S = 200, GROUPS = 3 };
     const gpumat__gemm_params *g = &ctx->profile.gemm;
     const size_t count = (size_t)S * S, bytes = count * sizeof(cl_float);
-    const cl_int tiles_n = (S + (cl_int)g->nwg - 1) / (cl_int)g->nwg;
-    const cl_int tiles = tiles_n * ((S + (cl_int)g->mwg - 1) / (cl_int)g->mwg);
+    const cl_int tiles_n = (S + (cl_int)t->nwg - 1) / (cl_int)t->nwg;
+    const cl_int tiles = tiles_n * ((S + (cl_int)t->mwg - 1) / (cl_int)t->mwg);
     const cl_int iters = (S + (cl_int)g->kwg - 1) / (cl_int)g->kwg, first = 0;
     const cl_long total = (cl_long)tiles * iters, per = (total + GROUPS - 1) / GROUPS;
     cl_float *host = calloc(4 * count, sizeof(cl_float)); /* A, B, C from a, from b */
@@ -307,7 +350,7 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
     cl_int err = CL_SUCCESS;
     cl_mem buf[5] = {NULL, NULL, NULL, NULL, NULL}; /* A, B, C, W, F */
     const size_t sizes[5] = {bytes, bytes, bytes,
-                             2 * GROUPS * (size_t)g->mwg * g->nwg * sizeof(cl_float),
+                             2 * GROUPS * (size_t)t->mwg * t->nwg * sizeof(cl_float),
                              (size_t)tiles * sizeof(cl_int)};
     for (int i = 0; same && i < 5 && err == CL_SUCCESS; ++i)
         buf[i] = clCreateBuffer(ctx->cl_ctx,
@@ -315,7 +358,7 @@ static bool same_sk_products(gpumat_context *ctx, cl_program a, cl_program b)
                                                 : CL_MEM_READ_WRITE,
                                 sizes[i], i < 2 ? (void *)(host + i * count)
                                           : i == 4 ? (void *)zeros : NULL, &err);
-    const size_t local[2] = {g->ndimc, g->mdimc}, global[2] = {GROUPS * g->ndimc, g->mdimc};
+    const size_t local[2] = {t->ndimc, t->mdimc}, global[2] = {GROUPS * t->ndimc, t->mdimc};
     const cl_int n = S;
     const cl_float alpha = 1.5f, beta = 0;
     const void *args[18] = {&n,      &n,     &n,    &alpha, &beta,  &buf[0], &n,     &buf[1],
@@ -352,7 +395,8 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
                             char *why, size_t why_size)
 {
     const gpumat__gemm_params *g = &ctx->profile.gemm;
-    const bool sk = id == GPUMAT__PROGRAM_GEMM_SK;
+    const bool sk = stream_k_program(id);
+    const gpumat__tile t = float_tile(g, id);
     /* The stream-K program: NN's kernel only (round 9; the others' small
      * products lost with round 8's count). */
     static const char *const sk_kernels[] = {"gemm_nn_sk"};
@@ -364,8 +408,8 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
         .skew_kernel = sk ? "gemm_nn_sk" : "gemm_nn",
         .skew_array = "As",
         .skew_rows = g->kwg,
-        .skew_row_bytes = (g->mwg + 4) * (unsigned)sizeof(cl_float),
-        .skew_pieces = g->mwg * g->kwg / (4 * g->mdimc * g->ndimc),
+        .skew_row_bytes = (t.mwg + 4) * (unsigned)sizeof(cl_float),
+        .skew_pieces = t.mwg * g->kwg / (4 * t.mdimc * t.ndimc),
         .xcol_kernels = xcol_kernels,
         .n_xcol_kernels = xcol ? sizeof xcol_kernels / sizeof xcol_kernels[0] : 0,
     };
@@ -404,7 +448,7 @@ static cl_program nv_passes(gpumat_context *ctx, gpumat__program_id id, cl_progr
         snprintf(why, why_size, "the edited PTX did not build");
         return program;
     }
-    if (!(sk ? same_sk_products(ctx, program, rebuilt)
+    if (!(sk ? same_sk_products(ctx, &t, program, rebuilt)
              : same_products(ctx, program, rebuilt, applied & GPUMAT__PTX_XCOL))) {
         clReleaseProgram(rebuilt);
         snprintf(why, why_size, "the edited program's products differed");
@@ -469,7 +513,9 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     unsigned sm = nv_sm(ctx);
     gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
-    program_options(ctx->build_options, text, dtype == GPUMAT_F64, own, sizeof own);
+    program_options(ctx->build_options, text, dtype == GPUMAT_F64,
+                    id == GPUMAT__PROGRAM_GEMM_SK_MID ? &ctx->profile.gemm : NULL, own,
+                    sizeof own);
     /* nv_ptx.c's passes: measured on sm_90 only, for the register-staged
      * big float tile with one local buffer.  The skew assumes its store map
      * (16 rows in four chunks, the chunk in bit 1 of tid.x): depth 16 and a
@@ -477,18 +523,21 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
      * options (the source ignores the macros) so that cached binaries with
      * and without them never mix. */
     const gpumat__gemm_params *g = &ctx->profile.gemm;
-    const bool sk = id == GPUMAT__PROGRAM_GEMM_SK;
+    const bool sk = stream_k_program(id);
+    /* The split tile's stream-K program as the big tile's (H100, gemm-notes
+     * round 16: NN 8192x64x8192 34.5 -> 40.8 TFLOP/s with them). */
     bool nv_tile = (id == GPUMAT__PROGRAM_GEMM || sk) && dtype == GPUMAT_F32 && sm >= 90 &&
                    g->async < 2 && g->lbuf == 1;
     unsigned tail = nv_tile ? (sk ? g->nv_tail_sk : g->nv_tail) : 0;
-    unsigned skew = nv_tile && g->kwg == 16 && g->ndimc % 4 == 0 ? g->nv_skew : 0;
+    unsigned skew =
+        nv_tile && g->kwg == 16 && float_tile(g, id).ndimc % 4 == 0 ? g->nv_skew : 0;
     bool xcol = nv_tile && !sk && g->nv_xcol;
     if (tail || skew || xcol)
         snprintf(nv_option, sizeof nv_option,
                  " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u -DGPUMAT_NV_XCOL=%d", tail, skew, xcol);
     snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
-             id == GPUMAT__PROGRAM_GEMM_SK ? " -DGPUMAT_STREAM_K" : "", nv_option);
+             stream_k_program(id) ? " -DGPUMAT_STREAM_K" : "", nv_option);
 
     double start = gpumat__now_seconds();
     char why[96] = ""; /* why nv_passes kept the original program */

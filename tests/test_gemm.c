@@ -77,32 +77,50 @@ static gemm_group g_groups[] = {
      * the plain kernel first. */
     {"native/nvidia-gpu stream-K (SKFILL=100,SKFILL64=100,SMALLPCT=1)", GPUMAT_GEMM_NATIVE,
      "nvidia-gpu", "SKFILL=100,SKFILL64=100,SMALLPCT=1", 0, 0, NULL, GPUMAT_OK, ""},
-    /* SKMIN=0: products the host hands to the small and tiny tiles stay
-     * there instead of going to the big tile with stream-K. */
-    {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0,SKMIN=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
-    {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096,SKMIN=0)", GPUMAT_GEMM_NATIVE,
-     "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0, 0, NULL, GPUMAT_OK, ""},
+    /* SKMIN=0, SKGM=0 and SKGM64=0: products the host hands to the small
+     * and tiny tiles stay there instead of going to the big tile with
+     * stream-K or to the split tile. */
+    {"native/nvidia-gpu small tiles (SMALLPCT=4096,TINYPCT=0,SKMIN=0,SKGM=0,SKGM64=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,TINYPCT=0,SKMIN=0,SKGM=0,SKGM64=0", 0, 0,
+     NULL, GPUMAT_OK, ""},
+    {"native/nvidia-gpu tiny tiles (SMALLPCT=4096,TINYPCT=4096,SKMIN=0,SKGM=0,SKGM64=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0,SKGM=0,SKGM64=0", 0,
+     0, NULL, GPUMAT_OK, ""},
     /* The small and tiny double tiles at other depths (SKWG64; nvidia-gpu
      * ships 16 against the big tile's KWG64 8): K steps of 8 and of 32
      * (one local buffer, so that it fits 48 KiB), partial last steps on
      * every shape whose k is not a multiple. */
-    {"native/nvidia-gpu small tiles, double 8 deep (SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0", 0, 0, NULL,
-     GPUMAT_OK, ""},
+    {"native/nvidia-gpu small tiles, double 8 deep (SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0,"
+     "SKGM=0,SKGM64=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu",
+     "SKWG64=8,SMALLPCT=4096,TINYPCT=0,SKMIN=0,SKGM=0,SKGM64=0", 0, 0, NULL, GPUMAT_OK, ""},
     {"native/nvidia-gpu tiny tiles, double 32 deep (SKWG64=32,LBUF64=1,SMALLPCT=4096,"
-     "TINYPCT=4096,SKMIN=0)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SKWG64=32,LBUF64=1,SMALLPCT=4096,TINYPCT=4096,SKMIN=0", 0,
-     0, NULL, GPUMAT_OK, ""},
+     "TINYPCT=4096,SKMIN=0,SKGM=0,SKGM64=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu",
+     "SKWG64=32,LBUF64=1,SMALLPCT=4096,TINYPCT=4096,SKMIN=0,SKGM=0,SKGM64=0", 0, 0, NULL,
+     GPUMAT_OK, ""},
     /* And the other way: with SKMIN=1 the products sent to the small
      * tiles run on the big tile split along k wherever op_gemm.c's edge
      * and fill conditions allow (one K step per stream-K group is enough),
      * from the first row of tiles or after those that fill whole waves;
      * SKSMALL=0, so that the small tiles' cost (which on two compute units
-     * keeps the smallest products on them) takes none back. */
-    {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1,SKSMALL=0)",
-     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1,SKSMALL=0", 0, 0, NULL, GPUMAT_OK,
-     ""},
+     * keeps the smallest products on them) takes none back; SKGM=0 and
+     * SKGM64=0, so that the split tile (next group) takes none either. */
+    {"native/nvidia-gpu stream-K for small products (SMALLPCT=4096,SKMIN=1,SKSMALL=0,SKGM=0,"
+     "SKGM64=0)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,SKMIN=1,SKSMALL=0,SKGM=0,SKGM64=0", 0, 0,
+     NULL, GPUMAT_OK, ""},
+    /* The split tile (nvidia-gpu: 64 x 64 of 8 x 8 work-items, 4 groups
+     * per compute unit, so waves of 8 on PoCL's 2): with every product
+     * handed to the small tiles and none to the big tile's split
+     * (SKMIN=0), one K step per group enough (SKMINM=1) and no limit on
+     * the small tiles' groups (MIDPCT, MIDPCT64), each product whose split
+     * tiles are fewer than 8 and fill them to 75% runs all of it split
+     * along k on them, float and double (among profile_shapes: 128^3 and
+     * the last two). */
+    {"native/nvidia-gpu split tile (SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu",
+     "SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096", 0, 0, NULL, GPUMAT_OK, ""},
     /* Transposed copies of the operands (host side: PACKA, PACKB, with
      * every product on the big tile, most split): NN and NT copy A^T,
      * NT and TT copy B, so that float products all run as TN and double
@@ -386,6 +404,10 @@ static const size_t profile_shapes[][3] = {
      * types) the whole waves end inside a tile row, so the plain kernel
      * takes two rows (double: four) and stream-K splits the last. */
     {300, 383, 40},
+    /* 2 x 2 and 3 x 1 tiles of nvidia-gpu's split tile (64 x 64), the
+     * last ones partly filled, and k no multiple of a K step: the split
+     * tile group runs these along k over waves of 8 groups. */
+    {125, 120, 255}, {190, 60, 333},
 };
 
 /* Every op combination and every alpha/beta case on every shape. */
@@ -798,6 +820,11 @@ static void test_bad_kernel_params(void **state)
     expect_create_fails("nvidia-gpu", "TNWG=0", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("nvidia-gpu", "TMWG=36", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("cpu", "TMWG=32", "GPUMAT_KERNEL_PARAMS");
+    /* The split tile: all four 0 (none), or a tile as the big one is
+     * (MMWG=36 is not a multiple of 4*MMDIMC). */
+    expect_create_fails("nvidia-gpu", "MNDIMC=0", "MMWG");
+    expect_create_fails("nvidia-gpu", "MMWG=36", "MMWG");
+    expect_create_fails("cpu", "MMWG=64", "MMWG");
     /* cl/gemm_cpu.cl: vectors of 4, 8 or 16 floats, blocks of 1-16. */
     expect_create_fails("cpu", "CVW=6", "GPUMAT_KERNEL_PARAMS");
     expect_create_fails("cpu", "CMR=17", "GPUMAT_KERNEL_PARAMS");

@@ -165,6 +165,16 @@ static void test_stream_k_groups_follow_the_work_group(void **state)
     /* The same work-group: unchanged. */
     p = nvidia_with("KWG64=16,ASYNC64=0");
     assert_int_equal(p.gemm.skg64, shipped.gemm.skg64);
+    /* The split tile's groups (both types) follow its work-group. */
+    unsigned items_mid = shipped.gemm.mmdimc * shipped.gemm.mndimc;
+    assert_true(shipped.gemm.skgm > 0 && shipped.gemm.skgm64 > 0 && items_mid == 64);
+    p = nvidia_with("MMDIMC=8,MNDIMC=16");
+    assert_int_equal(p.gemm.skgm, shipped.gemm.skgm * items_mid / 128);
+    assert_int_equal(p.gemm.skgm64, shipped.gemm.skgm64 * items_mid / 128);
+    assert_int_equal(p.gemm.skg, shipped.gemm.skg);
+    p = nvidia_with("MMDIMC=8,MNDIMC=16,SKGM=3");
+    assert_int_equal(p.gemm.skgm, 3);
+    assert_int_equal(p.gemm.skgm64, shipped.gemm.skgm64 * items_mid / 128);
 }
 
 /* Every shipped profile by name, with distinct names. */
