@@ -121,6 +121,12 @@ static gemm_group g_groups[] = {
     {"native/nvidia-gpu split tile (SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096)",
      GPUMAT_GEMM_NATIVE, "nvidia-gpu",
      "SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096", 0, 0, NULL, GPUMAT_OK, ""},
+    /* The same against the tiny tiles, where half the fill will do
+     * (127x129x255: 6 split tiles, 67% full). */
+    {"native/nvidia-gpu split tile for tiny products (SMALLPCT=4096,TINYPCT=4096,SKMIN=0,"
+     "SKMINM=1)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu", "SMALLPCT=4096,TINYPCT=4096,SKMIN=0,SKMINM=1", 0, 0, NULL,
+     GPUMAT_OK, ""},
     /* Transposed copies of the operands (host side: PACKA, PACKB, with
      * every product on the big tile, most split): NN and NT copy A^T,
      * NT and TT copy B, so that float products all run as TN and double
