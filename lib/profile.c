@@ -83,12 +83,12 @@ static const gpumat__profile profiles[] = {
      * NT 1023x777x1531 14.6 -> 14.0).  The split tile 64 x 64 of 8 x 8
      * work-items, four groups per SM (SKGM, SKGM64 4), for products that
      * would run an SM at one small group or less, or on the tiny tiles,
-     * for their whole depth (SKMINM 16, MIDPCT 101, MIDPCT64 4096; round
+     * for their whole depth (SKMINM 8, MIDPCT 101, MIDPCT64 4096; round
      * 16: sgemm 8192x64x8192 31.7 -> 40.6, 4096x64x4096 21.0 -> 33.8,
      * 333x300x7000 8.45 -> 22.7; dgemm 8192x64x8192 16.8 -> 19.5). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 64, 128, 8, 16, 32,
                     0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 2, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
-                    8, 4, 64, 64, 8, 8, 4, 4, 16, 101, 4096},
+                    8, 4, 64, 64, 8, 8, 4, 4, 8, 101, 4096},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
