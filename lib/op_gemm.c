@@ -399,6 +399,19 @@ static bool small_beats_split(const gpumat__gemm_params *p, size_t groups, size_
            100.0 * ((double)p->sk_fix + (double)split_steps);
 }
 
+/* How many mwg x nwg tiles cover g's C. */
+static size_t tile_count(const gpumat__gemm_call *g, unsigned mwg, unsigned nwg)
+{
+    return gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
+}
+
+/* Whether `tiles` tiles of mwg x nwg are at least pct% C (the rest edge). */
+static bool full_enough(const gpumat__gemm_call *g, size_t tiles, unsigned mwg, unsigned nwg,
+                        double pct)
+{
+    return (double)g->m * g->n * 100 >= pct * tiles * mwg * nwg;
+}
+
 /* Whether a product that would run plain on the small tiles (or, tiny,
  * the tiny ones) in `groups` groups runs faster all of it split along k
  * on the split tile (tile[] and *waves for stream_k, set then): where the
@@ -423,8 +436,7 @@ static bool split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_cal
     if (!skgm || !p->mmwg || !p->sk_min_mid || g->k == 0 ||
         (!tiny && groups * 100 >= cus * mid_pct))
         return false;
-    size_t tiles = gpumat__round_up(g->m, p->mmwg) / p->mmwg *
-                   (gpumat__round_up(g->n, p->mnwg) / p->mnwg);
+    size_t tiles = tile_count(g, p->mmwg, p->mnwg);
     unsigned depth = f64 ? p->kwg64 : p->kwg;
     size_t steps = (g->k + depth - 1) / depth;
     *waves = cus * skgm;
@@ -432,8 +444,8 @@ static bool split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_cal
      * 200x200x8000 runs its 49 tiny groups at 3.4 TFLOP/s. */
     double fill = tiny ? 50.0 : 75.0;
     size_t least = tiny ? (p->sk_min_mid + 1) / 2 : p->sk_min_mid;
-    bool edges_ok = (double)g->m * g->n * 100 >= fill * tiles * p->mmwg * p->mnwg;
-    if (tiles >= *waves || !edges_ok || tiles * steps / *waves < least)
+    if (tiles >= *waves || !full_enough(g, tiles, p->mmwg, p->mnwg, fill) ||
+        tiles * steps / *waves < least)
         return false;
     tile[0] = p->mmwg;
     tile[1] = p->mnwg;
@@ -458,10 +470,8 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     /* Doubles have their own big tile (twice the registers per element). */
     unsigned bmwg = f64 ? p->mwg64 : p->mwg, bnwg = f64 ? p->nwg64 : p->nwg;
     unsigned bmdimc = f64 ? p->mdimc64 : p->mdimc, bndimc = f64 ? p->ndimc64 : p->ndimc;
-    size_t big_groups = gpumat__round_up(g->m, bmwg) / bmwg *
-                        (gpumat__round_up(g->n, bnwg) / bnwg);
-    size_t small_groups = gpumat__round_up(g->m, p->smwg) / p->smwg *
-                          (gpumat__round_up(g->n, p->snwg) / p->snwg);
+    size_t big_groups = tile_count(g, bmwg, bnwg);
+    size_t small_groups = tile_count(g, p->smwg, p->snwg);
     /* A driver that did not say how many compute units it has (0) is taken
      * to have one: the dispatch below divides by it. */
     size_t cus = ctx->info.compute_units ? ctx->info.compute_units : 1;
@@ -495,7 +505,7 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
      * (16% edge waste, 121 small groups) and 8192x64x8192 (half of every
      * big tile wasted) keep their small tiles, or go to the split tile
      * (split_tile_pays). */
-    size_t groups = gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
+    size_t groups = tile_count(g, mwg, nwg);
     unsigned skg = f64 ? p->skg64 : p->skg, sk_fill = f64 ? p->sk_fill64 : p->sk_fill;
     bool tail = false, whole = false, edges_ok = false;
     size_t waves = cus * skg, xrows = 0;
@@ -503,7 +513,7 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     if (g->k > 0 && skg) {
         size_t rest = big_groups % waves;
         size_t steps = (g->k + big[2] - 1) / big[2], per_group = big_groups * steps / waves;
-        edges_ok = (double)g->m * g->n * 100 >= 85.0 * big_groups * bmwg * bnwg;
+        edges_ok = full_enough(g, big_groups, bmwg, bnwg, 85.0);
         /* The split's plain part in whole waves where it can; then the
          * split pays up to a fuller last wave (sk_fill_x; H100, gemm-notes
          * round 9: 3968x4096x4096 +1.7-1.9%, 4096^3 +0.9%). */

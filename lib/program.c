@@ -54,7 +54,8 @@ static gpumat__tile float_tile(const gpumat__gemm_params *g, gpumat__program_id 
 static unsigned mid_value(const gpumat__gemm_params *g, const char *name)
 {
     static const char *const names[] = {"MWG", "NWG", "MDIMC", "NDIMC"};
-    const unsigned values[] = {g->mmwg, g->mnwg, g->mmdimc, g->mndimc};
+    const gpumat__tile t = float_tile(g, GPUMAT__PROGRAM_GEMM_SK_MID);
+    const unsigned values[] = {t.mwg, t.nwg, t.mdimc, t.ndimc};
     for (size_t i = 0; i < 4; ++i) {
         size_t n = strlen(names[i]);
         if (!strncmp(name, names[i], n) && (!name[n] || !strcmp(name + n, "64")))
