@@ -769,14 +769,87 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
                                 (__local REAL *)As, (__local REAL *)Bs);                \
     }
 
-/* -DGPUMAT_STREAM_K (the library's "gemm_sk" program): the stream-K
- * kernels alone; without it everything else. */
-#ifdef GPUMAT_STREAM_K
+/* ---- Split-K with a separate sum (the split tile) -------------------------
+ * Stream-K's last contributor adds up every other contributor's partial
+ * tile alone, one slot after another, so a tile cut into many runs waits
+ * on that one work-group (H100: 128x128x4096 over 64 runs a tile, 2.5
+ * TFLOP/s; over 33, 4.0).  Here group (s, u) multiplies tile u over the K
+ * steps [s*per, min((s+1)*per, iters)) and stores the partial product,
+ * without alpha or beta, as slice s of W (the kernel's C is not written): an M x ldw row-major matrix per
+ * slice (ldw a multiple of 4, so that whole tiles store as vectors); then
+ * gemm_ksum, one work-item an element, adds the slices in the order of k
+ * and applies alpha and beta, with every compute unit taking part.  The
+ * S slices share a tile's iters K steps as evenly as they can: with S at
+ * most iters, every slice gets one or more. */
+#define GEMM_DEFINE_KPART(SUF, MW, NW, MD, ND, KW, REV, LB)                             \
+void gemm_kpart_##SUF(const int M, const int N, const int K,                            \
+                      __global const REAL *A, const int lda, __global const REAL *B,    \
+                      const int ldb, __global REAL *C, const int ldc, const int trans_a, \
+                      const int trans_b, const int tiles_n, const int iters,            \
+                      const int S, __local REAL *As, __local REAL *Bs)                  \
+{                                                                                       \
+    GEMM_PLACE(MD, ND)                                                                  \
+    const int u = get_group_id(1), s = get_group_id(0);                                 \
+    const int kb = (int)((long)s * iters / S), ke = (int)((long)(s + 1) * iters / S);   \
+    const int m0 = u / tiles_n * MW, n0 = u % tiles_n * NW;                             \
+    const REAL alpha = 1, beta = 0;                                                     \
+    GEMM_ACC(MW, NW, MD, ND)                                                            \
+    GEMM_MAIN_LOOP(MW, NW, MD, ND, KW, REV, LB, kb * KW, min(ke * KW, K))               \
+    GEMM_STORE_TILE(MW, NW, MD, ND)                                                     \
+}
+
+#define GEMM_KERNEL_KPART(name, SUF, MW, NW, MD, ND, ta, tb, KW, LB)                    \
+    __kernel __attribute__((reqd_work_group_size(ND, MD, 1)))                           \
+    void name(const int M, const int N, const int K, const REAL alpha,                  \
+              const REAL beta, __global const REAL *A, const int lda,                   \
+              __global const REAL *B, const int ldb, __global REAL *C, const int ldc,   \
+              const int tiles_n, const int iters, const int S, __global REAL *W,        \
+              const int ldw)                                                            \
+    {                                                                                   \
+        __local REAL4 As[(LB) * KW * (MW + LPAD) / 4];                                  \
+        __local REAL4 Bs[(LB) * KW * (NW + LPAD) / 4];                                  \
+        gemm_kpart_##SUF(M, N, K, A, lda, B, ldb,                                       \
+                         W + (size_t)get_group_id(0) * M * ldw, ldw, ta, tb, tiles_n,   \
+                         iters, S, (__local REAL *)As, (__local REAL *)Bs);             \
+    }
+
+/* The four transpose cases of a big-tile kernel kind: gemm_nn_SUF and the
+ * rest, made by KERNEL (GEMM_KERNEL_SK, GEMM_KERNEL_KPART). */
+#define GEMM_BIG_CASES(KERNEL, SUF)                                                     \
+    KERNEL(gemm_nn_##SUF, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)           \
+    KERNEL(gemm_nt_##SUF, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG, GLBUF)           \
+    KERNEL(gemm_tn_##SUF, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG, GLBUF)           \
+    KERNEL(gemm_tt_##SUF, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG, GLBUF)
+
+/* -DGPUMAT_SPLIT_K (the library's "gemm_ksplit" program): the split-K
+ * kernels alone; -DGPUMAT_STREAM_K ("gemm_sk"): the stream-K kernels
+ * alone; without either everything else. */
+#if defined(GPUMAT_SPLIT_K)
+GEMM_DEFINE_KPART(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
+GEMM_BIG_CASES(GEMM_KERNEL_KPART, kpart)
+
+/* C = alpha * (the sum of the S slices of W) + beta * C; C is not read
+ * where beta is 0, so that whatever it held (NaN) does not matter.  The
+ * arguments start as every kernel's here (K, A and B unused). */
+__kernel void gemm_ksum(const int M, const int N, const int K, const REAL alpha,
+                        const REAL beta, __global const REAL *A, const int lda,
+                        __global const REAL *B, const int ldb, __global REAL *C,
+                        const int ldc, const int S, __global const REAL *W, const int ldw)
+{
+    const int n = get_global_id(0), m = get_global_id(1);
+    if (m >= M || n >= N)
+        return;
+    const size_t slice = (size_t)M * ldw;
+    __global const REAL *w = W + (size_t)m * ldw + n;
+    REAL sum = w[0];
+    for (int s = 1; s < S; ++s)
+        sum += w[s * slice];
+    __global REAL *c = C + (size_t)m * ldc + n;
+    *c = beta == 0 ? alpha * sum : alpha * sum + beta * *c;
+}
+#elif defined(GPUMAT_STREAM_K)
 GEMM_DEFINE_SK(big, BMWG, BNWG, BMDIMC, BNDIMC, GKWG, 1, GLBUF)
-GEMM_KERNEL_SK(gemm_nn_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 0, GKWG, GLBUF)
-GEMM_KERNEL_SK(gemm_nt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 0, 1, GKWG, GLBUF)
-GEMM_KERNEL_SK(gemm_tn_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 0, GKWG, GLBUF)
-GEMM_KERNEL_SK(gemm_tt_sk, big, BMWG, BNWG, BMDIMC, BNDIMC, 1, 1, GKWG, GLBUF)
+GEMM_BIG_CASES(GEMM_KERNEL_SK, sk)
 #else
 #if GASYNC >= 2
 #define GEMM_KERNEL_BIG(name, ta, tb, SUF)                                              \
@@ -820,4 +893,4 @@ GEMM_KERNEL(gemm_tt_tiny, tiny_tt, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, TTKWG, GLBU
 GEMM_KERNEL(gemm_tt_tiny, tiny_alike, TMWG, TNWG, TMDIMC, TNDIMC, 1, 1, SGKWG, GLBUF)
 #endif
 #endif
-#endif /* GPUMAT_STREAM_K */
+#endif /* GPUMAT_SPLIT_K, GPUMAT_STREAM_K */

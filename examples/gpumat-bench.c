@@ -566,7 +566,7 @@ int main(int argc, char **argv)
 {
     config cfg = {.runs = 7, .ops = "gemm,dgemm,gemm-t,dgemm-t,add,transpose,copy,transfer,start"};
     const char *sizes = "64,128,256,512,1000,1024,2048,4096,8192,1023x777x1531,4097,8192x64x8192,"
-                        "64x8192x64";
+                        "64x8192x64,256x256x16384";
     if (argc == 2 && !strcmp(argv[1], "--start-child"))
         return start_child();
     for (int i = 1; i < argc; ++i) {

@@ -186,6 +186,12 @@ typedef struct gpumat__gemm_params {
      * steps, and the small or tiny tiles would give fewer than
      * mid_pct/100 groups per compute unit (mid_pct64 for double). */
     unsigned sk_min_mid, mid_pct, mid_pct64;
+    /* A product on the split tile whose tiles would each be cut into more
+     * than sk_split runs is split along k into slices written apart and
+     * summed by a kernel of their own (split-K, GPUMAT__PROGRAM_GEMM_KSPLIT)
+     * instead of stream-K, whose last contributor adds the runs up alone;
+     * 0: always stream-K.  Host side. */
+    unsigned sk_split;
 } gpumat__gemm_params;
 
 /* gpumat_transpose()'s kernels (cl/transpose.cl).  Sides and work-items
@@ -302,6 +308,7 @@ typedef enum gpumat__program_id {
     GPUMAT__PROGRAM_GEMM_CPU,
     GPUMAT__PROGRAM_GEMM_SK, /* cl/gemm.cl's stream-K kernels, built on first use */
     GPUMAT__PROGRAM_GEMM_SK_MID, /* the same on the split tile (mmwg, ...) */
+    GPUMAT__PROGRAM_GEMM_KSPLIT, /* cl/gemm.cl's split-K kernels, on the split tile */
     GPUMAT__PROGRAM_COUNT
 } gpumat__program_id;
 

@@ -290,6 +290,56 @@ static gpumat_status stream_k(gpumat_context *ctx, const gpumat__gemm_call *g,
     return status == GPUMAT_OK ? gpumat__launch(ctx, kernel, sk_name, 2, global, local) : status;
 }
 
+/* The product as `slices` runs of K steps on each tile of tile[] (see
+ * stream_k), through cl/gemm.cl's split-K kernels: every run's partial
+ * product goes to a slice of the scratch buffer of its own, then
+ * gemm_ksum adds the slices up into C.  The slices share a tile's K
+ * steps evenly, one or more each. */
+static gpumat_status split_k(gpumat_context *ctx, const gpumat__gemm_call *g,
+                             const unsigned tile[5], size_t slices)
+{
+    static const char *const names[2][2] = {{"gemm_nn_kpart", "gemm_nt_kpart"},
+                                            {"gemm_tn_kpart", "gemm_tt_kpart"}};
+    const char *name = names[g->trans_a][g->trans_b], *sum_name = "gemm_ksum";
+    size_t tiles_n = gpumat__round_up(g->n, tile[1]) / tile[1];
+    size_t tiles = gpumat__round_up(g->m, tile[0]) / tile[0] * tiles_n;
+    size_t iters = (g->k + tile[2] - 1) / tile[2];
+    cl_int n_tiles = (cl_int)tiles_n, c_iters = (cl_int)iters;
+    cl_int s = (cl_int)(slices < iters ? slices : iters);
+    cl_int ldw = (cl_int)gpumat__round_up(g->n, 4);
+    gpumat_status status =
+        sk_buffer(ctx, &ctx->gemm_sk_sums, &ctx->gemm_sk_sums_bytes,
+                  (size_t)s * g->m * (size_t)ldw * gpumat_dtype_size(g->dtype), false);
+    cl_kernel part, sum;
+    if (status == GPUMAT_OK)
+        status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_KSPLIT, g->dtype, name, &part);
+    if (status == GPUMAT_OK)
+        status = gpumat__kernel(ctx, GPUMAT__PROGRAM_GEMM_KSPLIT, g->dtype, sum_name, &sum);
+    if (status == GPUMAT_OK)
+        status = gemm_args(ctx, part, name, g);
+    if (status == GPUMAT_OK)
+        status = gpumat__set_args_from(ctx, part, name, 11, 5, sizeof n_tiles,
+                                       (const void *)&n_tiles, sizeof c_iters,
+                                       (const void *)&c_iters, sizeof s,
+                                       (const void *)&s, sizeof(cl_mem),
+                                       (const void *)&ctx->gemm_sk_sums, sizeof ldw,
+                                       (const void *)&ldw);
+    if (status == GPUMAT_OK)
+        status = gemm_args(ctx, sum, sum_name, g);
+    if (status == GPUMAT_OK)
+        status = gpumat__set_args_from(ctx, sum, sum_name, 11, 3, sizeof s, (const void *)&s,
+                                       sizeof(cl_mem), (const void *)&ctx->gemm_sk_sums,
+                                       sizeof ldw, (const void *)&ldw);
+    if (status != GPUMAT_OK)
+        return status;
+    size_t global[2] = {(size_t)s * tile[4], tiles * tile[3]}, local[2] = {tile[4], tile[3]};
+    status = gpumat__launch(ctx, part, name, 2, global, local);
+    /* 64 work-items a group along the rows of C, which any device takes. */
+    size_t sum_global[2] = {gpumat__round_up(g->n, 64), g->m}, sum_local[2] = {64, 1};
+    return status == GPUMAT_OK ? gpumat__launch(ctx, sum, sum_name, 2, sum_global, sum_local)
+                               : status;
+}
+
 /* R for the extra-column layout of a product of tiles_m x tiles_n float big
  * tiles over waves of `waves` groups: R whole tile rows and the first R
  * tiles of row R (the plain grid's extra column, nv_ptx.c) make up the
@@ -412,47 +462,66 @@ static bool full_enough(const gpumat__gemm_call *g, size_t tiles, unsigned mwg, 
     return (double)g->m * g->n * 100 >= pct * tiles * mwg * nwg;
 }
 
+/* How the split tile runs a product (split_tile_way). */
+typedef enum split_tile_way {
+    SPLIT_TILE_NONE,     /* not at all: the product keeps its way */
+    SPLIT_TILE_STREAM_K, /* stream_k() over a wave of groups */
+    SPLIT_TILE_SPLIT_K   /* split_k() over a number of slices per tile */
+} split_tile_way;
+
 /* Whether a product that would run plain on the small tiles (or, tiny,
  * the tiny ones) in `groups` groups runs faster all of it split along k
- * on the split tile (tile[] and *waves for stream_k, set then): where the
- * small tiles would give a compute unit fewer than mid_pct/100 groups of
- * the whole depth (the tiny tiles, with less work per loaded element,
- * always), the split tiles number fewer than a wave of skgm groups per
- * compute unit, each group still gets sk_min_mid K steps and the tiles'
- * edges waste at most 25% (the alternatives run a compute unit at a
- * quarter of its warps or less: 333x300x7000, split tiles 81% full, ran
- * 8.4 TFLOP/s, split 22.7).  H100, gemm-notes round 16 (TFLOP/s, NN):
- * sgemm 8192x64x8192 31.7 -> 40.6, 4096x64x4096 21.0 -> 33.8,
- * 300x300x8000 15.6 -> 23.0; dgemm 8192x64x8192 16.8 -> 19.5,
- * 4096x64x4096 10.0 -> 16.6; with the split tile, shallow products (a
- * group's run too short: float 640^3 -6%, 1024^2 x 448 -15%) and those
- * the small float tiles give two groups per SM (1024^3 -16%) lost, and
- * keep their way. */
-static bool split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_call *g, bool tiny,
-                            size_t groups, size_t cus, unsigned tile[5], size_t *waves)
+ * on the split tile (tile[] and *count, the groups of stream_k's wave or
+ * split_k's slices, set then): where the small tiles would give a compute
+ * unit fewer than mid_pct/100 groups of the whole depth (the tiny tiles,
+ * with less work per loaded element, always), the split tiles number
+ * fewer than a wave of skgm groups per compute unit, each group still
+ * gets sk_min_mid K steps and the tiles' edges waste at most 25% (the
+ * alternatives run a compute unit at a quarter of its warps or less:
+ * 333x300x7000, split tiles 81% full, ran 8.4 TFLOP/s, split 22.7).
+ * H100, gemm-notes round 16 (TFLOP/s, NN): sgemm 8192x64x8192 31.7 ->
+ * 40.6, 4096x64x4096 21.0 -> 33.8, 300x300x8000 15.6 -> 23.0; dgemm
+ * 8192x64x8192 16.8 -> 19.5, 4096x64x4096 10.0 -> 16.6; with the split
+ * tile, shallow products (a group's run too short: float 640^3 -6%,
+ * 1024^2 x 448 -15%) and those the small float tiles give two groups per
+ * SM (1024^3 -16%) lost, and keep their way.  Tiles that a wave would cut
+ * into more than sk_split runs each go to split-K, whose sum all compute
+ * units share, where stream-K's last contributor adds every run alone. */
+static split_tile_way split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_call *g,
+                                      bool tiny, size_t groups, size_t cus, unsigned tile[5],
+                                      size_t *count)
 {
     bool f64 = g->dtype == GPUMAT_F64;
     unsigned skgm = f64 ? p->skgm64 : p->skgm, mid_pct = f64 ? p->mid_pct64 : p->mid_pct;
     if (!skgm || !p->mmwg || !p->sk_min_mid || g->k == 0 ||
         (!tiny && groups * 100 >= cus * mid_pct))
-        return false;
-    size_t tiles = tile_count(g, p->mmwg, p->mnwg);
+        return SPLIT_TILE_NONE;
+    size_t tiles = tile_count(g, p->mmwg, p->mnwg), waves = cus * skgm;
     unsigned depth = f64 ? p->kwg64 : p->kwg;
     size_t steps = (g->k + depth - 1) / depth;
-    *waves = cus * skgm;
     /* Against the tiny tiles, half the fill and half the run suffice:
      * 200x200x8000 runs its 49 tiny groups at 3.4 TFLOP/s. */
     double fill = tiny ? 50.0 : 75.0;
     size_t least = tiny ? (p->sk_min_mid + 1) / 2 : p->sk_min_mid;
-    if (tiles >= *waves || !full_enough(g, tiles, p->mmwg, p->mnwg, fill) ||
-        tiles * steps / *waves < least)
-        return false;
+    if (tiles >= waves || !full_enough(g, tiles, p->mmwg, p->mnwg, fill))
+        return SPLIT_TILE_NONE;
     tile[0] = p->mmwg;
     tile[1] = p->mnwg;
     tile[2] = depth;
     tile[3] = p->mmdimc;
     tile[4] = p->mndimc;
-    return true;
+    /* Split-K: as many slices a tile as a wave holds, each sk_min_mid
+     * steps deep or more (shallower slices lost to the tiny tiles: float
+     * 256x256x600 in slices of 4 steps, 5.5 -> 3.6 TFLOP/s), in more
+     * groups than the small or tiny tiles would run. */
+    size_t deep = steps / p->sk_min_mid;
+    size_t slices = waves / tiles < deep ? waves / tiles : deep;
+    if (p->sk_split && slices > p->sk_split && tiles * slices > groups) {
+        *count = slices;
+        return SPLIT_TILE_SPLIT_K;
+    }
+    *count = waves;
+    return tiles * steps / waves >= least ? SPLIT_TILE_STREAM_K : SPLIT_TILE_NONE;
 }
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
@@ -533,13 +602,25 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
     }
     /* The split tile instead of the small or tiny tiles, or of a whole
      * split on big tiles that waste over 15% on edges (H100: 300x300x8000,
-     * big tiles 73% full). */
+     * big tiles 73% full), or, through split-K only, of a whole split
+     * that would cut each big tile into more than SKSPLIT runs for
+     * stream-K's last contributor to add up alone (H100: dgemm
+     * 128x128x16384, two big tiles of 132 runs, 3.6 TFLOP/s, split-K
+     * 11.7; dgemm 512x512x8192 ran 1.5% slower on the split tile's
+     * stream-K than on the big tile's). */
     unsigned mid[5];
-    size_t mid_waves;
-    if (tile != 0 && (!whole || !edges_ok) &&
-        split_tile_pays(p, g, tile == 2, groups, cus, mid, &mid_waves))
+    size_t mid_count = 0;
+    bool many_runs = whole && p->sk_split && big_groups * p->sk_split < waves;
+    split_tile_way way = tile != 0 && (!whole || !edges_ok || many_runs)
+                             ? split_tile_pays(p, g, tile == 2, groups, cus, mid, &mid_count)
+                             : SPLIT_TILE_NONE;
+    if (way == SPLIT_TILE_STREAM_K && whole && edges_ok)
+        way = SPLIT_TILE_NONE;
+    if (way == SPLIT_TILE_SPLIT_K)
+        return split_k(ctx, g, mid, mid_count);
+    if (way == SPLIT_TILE_STREAM_K)
         return stream_k(ctx, g, GPUMAT__PROGRAM_GEMM_SK_MID, names[0][g->trans_a][g->trans_b],
-                        mid_waves, mid, 0);
+                        mid_count, mid, 0);
     if (tail || whole)
         return stream_k(ctx, g, GPUMAT__PROGRAM_GEMM_SK, names[0][g->trans_a][g->trans_b], waves,
                         big, tail ? xrows : 0);

@@ -85,24 +85,29 @@ static const gpumat__profile profiles[] = {
      * would run an SM at one small group or less, or on the tiny tiles,
      * for their whole depth (SKMINM 8, MIDPCT 101, MIDPCT64 4096; round
      * 16: sgemm 8192x64x8192 31.7 -> 40.6, 4096x64x4096 21.0 -> 33.8,
-     * 333x300x7000 8.45 -> 22.7; dgemm 8192x64x8192 16.8 -> 19.5). */
+     * 333x300x7000 8.45 -> 22.7; dgemm 8192x64x8192 16.8 -> 19.5).
+     * SKSPLIT 8: split tiles that a wave would cut into more runs each,
+     * and big tiles that a whole split would, go to split-K, whose sum
+     * every SM shares (round 17: sgemm 128x128x4096 1.6 -> 8.5,
+     * 256x256x8192 19.5 -> 29, 2048x64x2048 17.5 -> 22.7; dgemm
+     * 128x128x16384 3.6 -> 11.7). */
     {"nvidia-gpu", {128, 128, 16, 8, 16, 64, 64, 8, 16, 100, 8, 1, 2, 4, 8, 64, 128, 8, 16, 32,
                     0, 2, 32, 32, 8, 8, 50, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 80, 2, 60, 4, 48, 32, 1, 90, 64, 4000, 0, 16, 16, 37, 5,
-                    8, 4, 64, 64, 8, 8, 4, 4, 8, 101, 4096},
+                    8, 4, 64, 64, 8, 8, 4, 4, 8, 101, 4096, 8},
      32, 256, {16, 64, 512, 64, 512, 32, 1}},
     /* wavefronts of 64 and a 256 work-item default limit. */
     {"amd-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
                  0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                 0, 0, 0, 0, 0, 0, 0, 0, 0},
+                 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     {"intel-gpu", {64, 64, 16, 16, 16, 32, 32, 8, 8, 100, 16, 1, 1, 1, 16, 64, 64, 16, 16, 16,
                    0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                   0, 0, 0, 0, 0, 0, 0, 0, 0},
+                   0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      32, 256, {16, 64, 256, 64, 256, 32, 1}},
     /* Unknown GPUs may cap work-groups at 64 work-items. */
     {"generic-gpu", {32, 32, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 32, 32, 8, 8, 16,
                      0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                     0, 0, 0, 0, 0, 0, 0, 0, 0},
+                     0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 32, 1}},
     /* PoCL and other CPU drivers run a work-group as a loop over its
      * work-items, and their local memory is ordinary memory, so the tiled
@@ -119,7 +124,7 @@ static const gpumat__profile profiles[] = {
      * OpenBLAS from 1000^3 on.  The tiled parameters stay for CVW=0. */
     {"cpu", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
              0, 0, 0, 0, 0, 1, 8, 4, 3, 3, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-             0, 0, 0, 0, 0, 0, 0, 0, 0},
+             0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
     /* The same on CPUs with 512-bit vector units (AVX-512), which PoCL
      * names in its device ("pthread-skylake-avx512", "cpu-znver4"):
@@ -130,7 +135,7 @@ static const gpumat__profile profiles[] = {
      * OpenBLAS 0.3.21 (AVX2 kernels there) 231 / 234 / 237 and 119. */
     {"cpu-avx512", {64, 64, 16, 8, 8, 32, 32, 8, 8, 100, 16, 1, 1, 1, 8, 64, 64, 8, 8, 16, 0, 0,
                     0, 0, 0, 0, 0, 1, 16, 6, 2, 2, 4, 4, 4, 224, 256, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                    0, 0, 0, 0, 0, 0, 0, 0, 0},
+                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
      16, 64, {16, 32, 64, 32, 64, 4, 1}},
 };
 
@@ -415,6 +420,7 @@ static const struct {
     {"SKMINM", offsetof(gpumat__profile, gemm.sk_min_mid)},
     {"MIDPCT", offsetof(gpumat__profile, gemm.mid_pct)},
     {"MIDPCT64", offsetof(gpumat__profile, gemm.mid_pct64)},
+    {"SKSPLIT", offsetof(gpumat__profile, gemm.sk_split)},
     {"TS", offsetof(gpumat__profile, transpose_tile)},
     {"TV", offsetof(gpumat__profile, transpose.tv)},
     {"TVS", offsetof(gpumat__profile, transpose.tvs)},
@@ -464,7 +470,8 @@ static bool zero_means_off(size_t offset)
            offset == offsetof(gpumat__profile, gemm.skgm64) ||
            offset == offsetof(gpumat__profile, gemm.sk_min_mid) ||
            offset == offsetof(gpumat__profile, gemm.mid_pct) ||
-           offset == offsetof(gpumat__profile, gemm.mid_pct64);
+           offset == offsetof(gpumat__profile, gemm.mid_pct64) ||
+           offset == offsetof(gpumat__profile, gemm.sk_split);
 }
 
 /* cl/gemm.cl reads local tiles as 4-wide vectors and has every work-item

@@ -19,6 +19,7 @@ static const char *const program_names[GPUMAT__PROGRAM_COUNT] = {
     [GPUMAT__PROGRAM_GEMM_CPU] = "gemm_cpu",
     [GPUMAT__PROGRAM_GEMM_SK] = "gemm_sk",
     [GPUMAT__PROGRAM_GEMM_SK_MID] = "gemm_sk_mid",
+    [GPUMAT__PROGRAM_GEMM_KSPLIT] = "gemm_ksplit",
 };
 
 static bool stream_k_program(gpumat__program_id id)
@@ -26,14 +27,21 @@ static bool stream_k_program(gpumat__program_id id)
     return id == GPUMAT__PROGRAM_GEMM_SK || id == GPUMAT__PROGRAM_GEMM_SK_MID;
 }
 
+/* Whether program id runs the split tile (mid_value). */
+static bool split_tile_program(gpumat__program_id id)
+{
+    return id == GPUMAT__PROGRAM_GEMM_SK_MID || id == GPUMAT__PROGRAM_GEMM_KSPLIT;
+}
+
 /* The stream-K kernels are a program of their own, from cl/gemm.cl: they
  * tripled NVIDIA's build time of the gemm program (H100: 5.9 -> 16.1 s
  * cold), which every product would otherwise pay for shapes few use.  The
  * split tile's are one more, the same source with the big tile's macros
- * set to that tile (mid_value). */
+ * set to that tile (mid_value), and so are its split-K kernels. */
 static const char *source_name(gpumat__program_id id)
 {
-    return stream_k_program(id) ? "gemm" : program_names[id];
+    return stream_k_program(id) || id == GPUMAT__PROGRAM_GEMM_KSPLIT ? "gemm"
+                                                                      : program_names[id];
 }
 
 typedef struct gpumat__tile {
@@ -44,7 +52,7 @@ typedef struct gpumat__tile {
  * kernels take: the split tile's in its own program. */
 static gpumat__tile float_tile(const gpumat__gemm_params *g, gpumat__program_id id)
 {
-    if (id == GPUMAT__PROGRAM_GEMM_SK_MID)
+    if (split_tile_program(id))
         return (gpumat__tile){g->mmwg, g->mnwg, g->mmdimc, g->mndimc};
     return (gpumat__tile){g->mwg, g->nwg, g->mdimc, g->ndimc};
 }
@@ -515,7 +523,7 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
     gpumat__profile_vendor_options(&ctx->profile, sm, dtype == GPUMAT_F64, vendor,
                                    sizeof vendor);
     program_options(ctx->build_options, text, dtype == GPUMAT_F64,
-                    id == GPUMAT__PROGRAM_GEMM_SK_MID ? &ctx->profile.gemm : NULL, own,
+                    split_tile_program(id) ? &ctx->profile.gemm : NULL, own,
                     sizeof own);
     /* nv_ptx.c's passes: measured on sm_90 only, for the register-staged
      * big float tile with one local buffer.  The skew assumes its store map
@@ -538,7 +546,10 @@ static gpumat_status build(gpumat_context *ctx, gpumat__program_id id, gpumat_dt
                  " -DGPUMAT_NV_TAIL=%u -DGPUMAT_NV_SKEW=%u -DGPUMAT_NV_XCOL=%d", tail, skew, xcol);
     snprintf(options, sizeof options, "%s%s%s %s%s%s", own, vendor[0] ? " " : "",
              vendor, dtype == GPUMAT_F64 ? "-DREAL=double -DGPUMAT_FP64" : "-DREAL=float",
-             stream_k_program(id) ? " -DGPUMAT_STREAM_K" : "", nv_option);
+             stream_k_program(id)                ? " -DGPUMAT_STREAM_K"
+             : id == GPUMAT__PROGRAM_GEMM_KSPLIT ? " -DGPUMAT_SPLIT_K"
+                                                  : "",
+             nv_option);
 
     double start = gpumat__now_seconds();
     char why[96] = ""; /* why nv_passes kept the original program */

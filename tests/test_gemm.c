@@ -121,6 +121,16 @@ static gemm_group g_groups[] = {
     {"native/nvidia-gpu split tile (SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096)",
      GPUMAT_GEMM_NATIVE, "nvidia-gpu",
      "SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096", 0, 0, NULL, GPUMAT_OK, ""},
+    /* The same through split-K (SKSPLIT=1: wherever a tile would take
+     * more than one run), over waves of 32 groups (SKGM, SKGM64 16 on
+     * PoCL's 2 units), so that 128^3, 256x128x64 and the last two shapes
+     * run as 4 to 10 slices a tile summed by gemm_ksum, and 257x255x129
+     * and 300x383x40 (20 and 30 tiles: one slice each) still stream-K. */
+    {"native/nvidia-gpu split-K on the split tile (SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,"
+     "MIDPCT64=4096,SKGM=16,SKGM64=16,SKSPLIT=1)",
+     GPUMAT_GEMM_NATIVE, "nvidia-gpu",
+     "SMALLPCT=4096,SKMIN=0,SKMINM=1,MIDPCT=4096,MIDPCT64=4096,SKGM=16,SKGM64=16,SKSPLIT=1", 0,
+     0, NULL, GPUMAT_OK, ""},
     /* The same against the tiny tiles, where half the fill will do
      * (127x129x255: 6 split tiles, 67% full). */
     {"native/nvidia-gpu split tile for tiny products (SMALLPCT=4096,TINYPCT=4096,SKMIN=0,"

@@ -10,7 +10,7 @@
  * returns without waiting and those products still come out right; trims
  * from one thread while another runs products; NULL arguments.
  *
- * Two contexts:
+ * Three contexts:
  * - the CPU kernels (cl/gemm_cpu.cl): the device's own profile where it is
  *   cpu or cpu-avx512, else GPUMAT_PROFILE=cpu.  They pack their operands
  *   into the context's pack buffers from CPACK^3 = 224^3 multiply-adds on,
@@ -21,6 +21,9 @@
  *   split along k by stream-K), so that a trim releases stream-K's
  *   buffers and the next split product must get a fresh, zeroed counter
  *   buffer.  Skipped where those parameters do not fit the device.
+ * - GPUMAT_PROFILE=nvidia-gpu with products on the tiny tiles or the split
+ *   tile: a deep product of one tile runs as split-K, whose slices are
+ *   scratch of a size the test knows, so that it also shows the dispatch.
  *
  * Every product is checked against the double-precision reference with
  * the bound of test_util.h (tu_gemm_tolerance) over a NaN-poisoned c.
@@ -60,6 +63,13 @@ static scratch_group g_cpu = {"CPU kernels", NULL, NULL, NULL, ""};
 /* test_gemm's operand-copies group: the same string, the same builds. */
 static scratch_group g_split = {"nvidia-gpu, operand copies and stream-K", "nvidia-gpu",
                                 "PACKA=1,PACKB=1,SMALLPCT=1,SKFILL=100,SKFILL64=100", NULL, ""};
+/* Every product on the tiny tiles (SMALLPCT, TINYPCT) but for the split
+ * tile, none on the big tile's split (SKMIN=0), and waves of 16 split-tile
+ * groups per compute unit (SKGM, SKGM64), so that PoCL's two units hold
+ * more slices a tile than SKSPLIT. */
+static scratch_group g_ksplit = {"nvidia-gpu, split-K", "nvidia-gpu",
+                                 "SMALLPCT=4096,TINYPCT=4096,SKMIN=0,SKGM=16,SKGM64=16", NULL,
+                                 ""};
 
 static uint64_t g_stream = 1;
 
@@ -131,6 +141,7 @@ static int group_setup(void **state, scratch_group *g)
 
 static int setup_cpu(void **state) { return group_setup(state, &g_cpu); }
 static int setup_split(void **state) { return group_setup(state, &g_split); }
+static int setup_ksplit(void **state) { return group_setup(state, &g_ksplit); }
 
 static int group_teardown(void **state)
 {
@@ -465,6 +476,46 @@ static void test_trim_between_split_products(void **state)
     assert_int_equal(scratch_size(ctx), 0);
 }
 
+/* Split-K on the split tile (op_gemm.c split_k): one 61 x 59 tile (64 x
+ * 64 on nvidia-gpu) whose 8S + 1 K steps make S = cus + 10 slices of 8 or
+ * more steps (SKMINM), more than SKSPLIT's 8 runs a tile and more groups
+ * than the 4 of the tiny tiles (32 x 32): each slice is a
+ * 61 x 60 matrix of scratch (rows padded to 4 elements) until gemm_ksum
+ * adds them up.  Stream-K would refuse so shallow a run per group of its
+ * wave (16 groups per compute unit here) and the tiny tiles would take
+ * the product, holding no scratch.  Float (K steps of KWG = 16) and
+ * double (KWG64 = 8), every op case. */
+static void test_split_k_slices(void **state)
+{
+    gpumat_context *ctx = group_ctx(state);
+    gpumat_device_info info;
+    TU_CHECK_OK(gpumat_context_device(ctx, &info));
+    tu_rng rng;
+    rng_for_test(&rng);
+    const size_t m = 61, n = 59, slices = info.compute_units + 10;
+    for (int dt = 0; dt < 2; ++dt) {
+        gpumat_dtype dtype = dt ? GPUMAT_F64 : GPUMAT_F32;
+        if (dt && !tu_has_fp64(ctx))
+            break;
+        size_t depth = dt ? 8 : 16, k = depth * 8 * slices + depth / 2 + 1;
+        size_t expect = slices * m * 60 * (dt ? sizeof(double) : sizeof(float));
+        for (int op = 0; op < 4; ++op) {
+            char msg[MSG_SIZE];
+            TU_CHECK_OK(gpumat_context_trim(ctx));
+            if (!tu_check_gemm_typed(ctx, &rng, dtype, m, n, k, op >> 1, op & 1, 1.5, 0.5, msg,
+                                     sizeof msg))
+                fail_msg("%s", msg);
+            size_t got = scratch_size(ctx);
+            if (got != expect)
+                fail_msg("%s %zux%zux%zu (op %d) on %u compute units: %zu bytes of scratch, "
+                         "expected %zu (%zu split-K slices of %zux60)",
+                         tu_dtype_name(dtype), m, n, k, op, info.compute_units, got, expect,
+                         slices, m);
+        }
+    }
+    TU_CHECK_OK(gpumat_context_trim(ctx));
+}
+
 /* ---- NULL arguments ---------------------------------------------------------- */
 
 static void expect_invalid(const char *call, gpumat_status got, const char *message,
@@ -516,10 +567,15 @@ int main(void)
         cmocka_unit_test(test_new_context),
         cmocka_unit_test(test_trim_between_split_products),
     };
+    const struct CMUnitTest ksplit_tests[] = {
+        cmocka_unit_test(test_split_k_slices),
+    };
     int failed = 0;
     failed += cmocka_run_group_tests_name("scratch (CPU kernels)", cpu_tests, setup_cpu,
                                           group_teardown);
     failed += cmocka_run_group_tests_name("scratch (nvidia-gpu, stream-K)", split_tests,
                                           setup_split, group_teardown);
+    failed += cmocka_run_group_tests_name("scratch (nvidia-gpu, split-K)", ksplit_tests,
+                                          setup_ksplit, group_teardown);
     return failed ? 1 : 0;
 }
