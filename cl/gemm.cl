@@ -773,10 +773,11 @@ void gemm_tile_##SUF(const int M, const int N, const int K, const REAL alpha,   
  * Stream-K's last contributor adds up every other contributor's partial
  * tile alone, one slot after another, so a tile cut into many runs waits
  * on that one work-group (H100: 128x128x4096 over 64 runs a tile, 2.5
- * TFLOP/s; over 33, 4.0).  Here group (s, u) multiplies tile u over the K
- * steps [s*per, min((s+1)*per, iters)) and stores the partial product,
- * without alpha or beta, as slice s of W (the kernel's C is not written): an M x ldw row-major matrix per
- * slice (ldw a multiple of 4, so that whole tiles store as vectors); then
+ * TFLOP/s; over 33, 4.0).  Here group (s, u) multiplies tile u over its
+ * share of the K steps and stores the partial product, without alpha or
+ * beta, as slice s of W (the kernel's C is not written): an M x ldw
+ * row-major matrix per slice (ldw a multiple of 4, so that whole tiles
+ * store as vectors); then
  * gemm_ksum, one work-item an element, adds the slices in the order of k
  * and applies alpha and beta, with every compute unit taking part.  The
  * S slices share a tile's iters K steps as evenly as they can: with S at

@@ -224,6 +224,19 @@ static gpumat_status sk_buffer(gpumat_context *ctx, cl_mem *buf, size_t *have, s
     return GPUMAT_OK;
 }
 
+/* How many mwg x nwg tiles cover g's C. */
+static size_t tile_count(const gpumat__gemm_call *g, unsigned mwg, unsigned nwg)
+{
+    return gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
+}
+
+/* Whether `tiles` tiles of mwg x nwg are at least pct% C (the rest edge). */
+static bool full_enough(const gpumat__gemm_call *g, size_t tiles, unsigned mwg, unsigned nwg,
+                        double pct)
+{
+    return (double)g->m * g->n * 100 >= pct * tiles * mwg * nwg;
+}
+
 /* The big tile over `waves` groups that run at once, for a product whose
  * tiles (tile[] = {rows, columns, depth, work-group rows, work-group
  * columns}) leave the last wave partly idle: the plain kernel `name` takes
@@ -301,10 +314,10 @@ static gpumat_status split_k(gpumat_context *ctx, const gpumat__gemm_call *g,
     static const char *const names[2][2] = {{"gemm_nn_kpart", "gemm_nt_kpart"},
                                             {"gemm_tn_kpart", "gemm_tt_kpart"}};
     const char *name = names[g->trans_a][g->trans_b], *sum_name = "gemm_ksum";
-    size_t tiles_n = gpumat__round_up(g->n, tile[1]) / tile[1];
-    size_t tiles = gpumat__round_up(g->m, tile[0]) / tile[0] * tiles_n;
+    size_t tiles = tile_count(g, tile[0], tile[1]);
     size_t iters = (g->k + tile[2] - 1) / tile[2];
-    cl_int n_tiles = (cl_int)tiles_n, c_iters = (cl_int)iters;
+    cl_int n_tiles = (cl_int)(gpumat__round_up(g->n, tile[1]) / tile[1]);
+    cl_int c_iters = (cl_int)iters;
     cl_int s = (cl_int)(slices < iters ? slices : iters);
     cl_int ldw = (cl_int)gpumat__round_up(g->n, 4);
     gpumat_status status =
@@ -449,19 +462,6 @@ static bool small_beats_split(const gpumat__gemm_params *p, size_t groups, size_
            100.0 * ((double)p->sk_fix + (double)split_steps);
 }
 
-/* How many mwg x nwg tiles cover g's C. */
-static size_t tile_count(const gpumat__gemm_call *g, unsigned mwg, unsigned nwg)
-{
-    return gpumat__round_up(g->m, mwg) / mwg * (gpumat__round_up(g->n, nwg) / nwg);
-}
-
-/* Whether `tiles` tiles of mwg x nwg are at least pct% C (the rest edge). */
-static bool full_enough(const gpumat__gemm_call *g, size_t tiles, unsigned mwg, unsigned nwg,
-                        double pct)
-{
-    return (double)g->m * g->n * 100 >= pct * tiles * mwg * nwg;
-}
-
 /* How the split tile runs a product (split_tile_way). */
 typedef enum split_tile_way {
     SPLIT_TILE_NONE,     /* not at all: the product keeps its way */
@@ -486,10 +486,12 @@ typedef enum split_tile_way {
  * 1024^2 x 448 -15%) and those the small float tiles give two groups per
  * SM (1024^3 -16%) lost, and keep their way.  Tiles that a wave would cut
  * into more than sk_split runs each go to split-K, whose sum all compute
- * units share, where stream-K's last contributor adds every run alone. */
+ * units share, where stream-K's last contributor adds every run alone.
+ * split_k_only: the product would otherwise run the big tile's whole
+ * split, which the split tile's stream-K does not beat. */
 static split_tile_way split_tile_pays(const gpumat__gemm_params *p, const gpumat__gemm_call *g,
-                                      bool tiny, size_t groups, size_t cus, unsigned tile[5],
-                                      size_t *count)
+                                      bool tiny, bool split_k_only, size_t groups, size_t cus,
+                                      unsigned tile[5], size_t *count)
 {
     bool f64 = g->dtype == GPUMAT_F64;
     unsigned skgm = f64 ? p->skgm64 : p->skgm, mid_pct = f64 ? p->mid_pct64 : p->mid_pct;
@@ -521,7 +523,8 @@ static split_tile_way split_tile_pays(const gpumat__gemm_params *p, const gpumat
         return SPLIT_TILE_SPLIT_K;
     }
     *count = waves;
-    return tiles * steps / waves >= least ? SPLIT_TILE_STREAM_K : SPLIT_TILE_NONE;
+    return !split_k_only && tiles * steps / waves >= least ? SPLIT_TILE_STREAM_K
+                                                           : SPLIT_TILE_NONE;
 }
 
 gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *g)
@@ -609,13 +612,13 @@ gpumat_status gpumat__native_gemm(gpumat_context *ctx, const gpumat__gemm_call *
      * 11.7; dgemm 512x512x8192 ran 1.5% slower on the split tile's
      * stream-K than on the big tile's). */
     unsigned mid[5];
-    size_t mid_count = 0;
-    bool many_runs = whole && p->sk_split && big_groups * p->sk_split < waves;
-    split_tile_way way = tile != 0 && (!whole || !edges_ok || many_runs)
-                             ? split_tile_pays(p, g, tile == 2, groups, cus, mid, &mid_count)
+    size_t mid_count;
+    bool big_split = whole && edges_ok;
+    bool many_runs = big_split && p->sk_split && big_groups * p->sk_split < waves;
+    split_tile_way way = tile != 0 && (!big_split || many_runs)
+                             ? split_tile_pays(p, g, tile == 2, big_split, groups, cus, mid,
+                                               &mid_count)
                              : SPLIT_TILE_NONE;
-    if (way == SPLIT_TILE_STREAM_K && whole && edges_ok)
-        way = SPLIT_TILE_NONE;
     if (way == SPLIT_TILE_SPLIT_K)
         return split_k(ctx, g, mid, mid_count);
     if (way == SPLIT_TILE_STREAM_K)

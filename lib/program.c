@@ -112,7 +112,9 @@ static void program_options(const char *all, const char *text, bool f64,
         if (n == 0)
             break;
         bool keep = true;
-        char resized[80] = ""; /* the token with the split tile's value */
+        const char *emit = t; /* the token, or with the split tile's value */
+        size_t emit_len = n;
+        char resized[80];
         if (strncmp(t, "-D", 2) == 0) {
             char name[64];
             size_t len = strcspn(t + 2, "= ");
@@ -121,21 +123,21 @@ static void program_options(const char *all, const char *text, bool f64,
                 name[len] = '\0';
                 keep = !gpumat__profile_option_other_type(name, len, f64) &&
                        mentions(text, name, len);
-                if (mid && mid_value(mid, name))
-                    snprintf(resized, sizeof resized, "-D%s=%u", name, mid_value(mid, name));
+                unsigned value = mid ? mid_value(mid, name) : 0;
+                if (value) {
+                    snprintf(resized, sizeof resized, "-D%s=%u", name, value);
+                    emit = resized;
+                    emit_len = strlen(resized);
+                }
             }
         }
-        if (resized[0])
-            n = strlen(resized);
-        if (keep && used + n + 2 <= size) {
+        if (keep && used + emit_len + 2 <= size) {
             if (used)
                 out[used++] = ' ';
-            memcpy(out + used, resized[0] ? resized : t, n);
-            used += n;
+            memcpy(out + used, emit, emit_len);
+            used += emit_len;
             out[used] = '\0';
         }
-        if (resized[0])
-            n = strcspn(t, " ");
         t += n;
     }
 }
